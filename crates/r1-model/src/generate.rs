@@ -1,0 +1,193 @@
+//! Batched autoregressive generation with a KV cache: left-padded prefill, then one token per
+//! row per step until every row meets an eos id, a stop string or its token budget.
+//!
+//! Run it on a device without autodiff (`device.without_autodiff()`, a `valid()` model): the
+//! rollout phase of RL never needs gradients and tracked forward ops would never be freed.
+
+use burn::tensor::Tensor;
+
+use crate::cache::KvCache;
+use crate::error::{ModelError, Result};
+use crate::model::{Batch, CausalLm, read_f32};
+use crate::rng::Rng;
+use crate::sampling::{SamplingParams, sample};
+use crate::tokenizer::Tokenizer;
+
+/// Why a sequence stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An eos id or a stop string ended it.
+    Stop,
+    /// The token budget ran out.
+    Length,
+}
+
+impl FinishReason {
+    /// `"stop"` or `"length"`, as OpenAI-style servers write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerationConfig {
+    /// Token budget per sequence.
+    pub max_new_tokens: usize,
+    /// Next-token choice.
+    pub sampling: SamplingParams,
+    /// Ids that end a sequence (kept as its last token).
+    pub eos_token_ids: Vec<u32>,
+    /// Texts that end a sequence once the decoded completion contains them (needs a tokenizer).
+    pub stop_strings: Vec<String>,
+    /// Keep generating past eos ids.
+    pub ignore_eos: bool,
+    /// Seed of the sampler; row `i` of a call draws from its own stream derived from it.
+    pub seed: u64,
+    /// Id written into padding slots (never attended to).
+    pub pad_token_id: u32,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            sampling: SamplingParams::default(),
+            eos_token_ids: Vec::new(),
+            stop_strings: Vec::new(),
+            ignore_eos: false,
+            seed: 0,
+            pad_token_id: 0,
+        }
+    }
+}
+
+/// One generated sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The prompt's token ids.
+    pub prompt_ids: Vec<u32>,
+    /// The generated ids (an ending eos id included).
+    pub completion_ids: Vec<u32>,
+    /// `log softmax(logits / T)` of each generated id (T = 1 when greedy).
+    pub completion_logprobs: Vec<f32>,
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+}
+
+fn row_seed(seed: u64, row: usize) -> u64 {
+    seed ^ (row as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Reads the last-position logits `[batch, 1, vocab]` back as one f32 vector per row.
+fn host_rows(logits: Tensor<3>) -> Result<Vec<Vec<f32>>> {
+    let [b, _, v] = logits.dims();
+    let flat = read_f32(logits)?;
+    Ok((0..b).map(|r| flat[r * v..(r + 1) * v].to_vec()).collect())
+}
+
+/// Generates a completion for each prompt, all in one batch.
+pub fn generate(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<Vec<Generation>> {
+    let _span = tracing::info_span!("generate", batch = prompts.len()).entered();
+    config.sampling.validate().map_err(ModelError::InvalidArgument)?;
+    if prompts.iter().any(Vec::is_empty) {
+        return Err(ModelError::invalid("every prompt needs at least one token"));
+    }
+    if !config.stop_strings.is_empty() && tokenizer.is_none() {
+        return Err(ModelError::invalid("stop strings need a tokenizer"));
+    }
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let b = prompts.len();
+    let prompt_batch = Batch::left_padded(prompts, config.pad_token_id);
+    let mut cache = KvCache::new(
+        model.config(),
+        b,
+        prompt_batch.seq + config.max_new_tokens,
+        model.dtype(),
+        &model.device(),
+    );
+    let mut rngs: Vec<Rng> = (0..b).map(|r| Rng::new(row_seed(config.seed, r))).collect();
+    let mut out: Vec<Generation> = prompts
+        .iter()
+        .map(|p| Generation {
+            prompt_ids: p.clone(),
+            completion_ids: Vec::new(),
+            completion_logprobs: Vec::new(),
+            finish_reason: FinishReason::Length,
+        })
+        .collect();
+    let mut done = vec![config.max_new_tokens == 0; b];
+    let max_stop = config
+        .stop_strings
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0);
+
+    let mut offsets = vec![0usize; b];
+    let mut step_batch = prompt_batch;
+    let mut step = 0;
+    while !done.iter().all(|d| *d) {
+        let span = if step == 0 { "prefill" } else { "decode" };
+        let _s = tracing::debug_span!("step", phase = span, step).entered();
+        let hidden = model.forward_hidden(&step_batch, &offsets, Some(&mut cache))?;
+        let [hb, t, hs] = hidden.dims();
+        let last = hidden.slice([0..hb, t - 1..t, 0..hs]);
+        let rows = host_rows(model.logits(last))?;
+        for r in 0..b {
+            offsets[r] += step_batch.attention_mask[r * step_batch.seq..(r + 1) * step_batch.seq]
+                .iter()
+                .filter(|m| **m)
+                .count();
+        }
+        let mut next_ids = vec![config.pad_token_id; b];
+        let mut next_mask = vec![false; b];
+        for r in 0..b {
+            if done[r] {
+                continue;
+            }
+            let (id, lp) = sample(&rows[r], &config.sampling, &mut rngs[r]);
+            let g = &mut out[r];
+            g.completion_ids.push(id);
+            g.completion_logprobs.push(lp);
+            let mut stop = !config.ignore_eos && config.eos_token_ids.contains(&id);
+            if !stop
+                && let Some(tok) = tokenizer
+                && max_stop > 0
+            {
+                let tail_start = g.completion_ids.len().saturating_sub(max_stop + 8);
+                let tail = tok.decode(&g.completion_ids[tail_start..], false)?;
+                stop = config.stop_strings.iter().any(|s| tail.contains(s.as_str()));
+            }
+            if stop {
+                g.finish_reason = FinishReason::Stop;
+                done[r] = true;
+            } else if g.completion_ids.len() >= config.max_new_tokens {
+                done[r] = true;
+            } else {
+                next_ids[r] = id;
+                next_mask[r] = true;
+            }
+        }
+        step_batch = Batch {
+            ids: next_ids,
+            attention_mask: next_mask,
+            batch: b,
+            seq: 1,
+        };
+        step += 1;
+    }
+    Ok(out)
+}
