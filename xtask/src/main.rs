@@ -1,1 +1,112 @@
-fn main(){}
+//! `cargo xtask <command>`: the project's automation, in Rust so that it runs wherever cargo does.
+//!
+//! - `ci`: what CI runs, cheapest first: `cargo fmt --check`, `cargo clippy -D warnings`, tests.
+//! - `fixtures`: rewrites the transformers parity fixtures (needs Python with torch and
+//!   transformers).
+//! - `bench generate`: prefill and decode throughput, r1 beside transformers; writes
+//!   `docs/benchmarks.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci                         fmt --check, clippy -D warnings, then every test
+  fixtures                   regenerate crates/r1-model/tests/fixtures (python + torch + transformers)
+  bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("\n==> {step}: {cmd:?}");
+    let started = std::time::Instant::now();
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("{step}: could not start {cmd:?}"))?;
+    eprintln!("<== {step}: {:.1} s", started.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn ci() -> Result<()> {
+    run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // clippy and the tests share the dev profile, so dependencies are built once for both.
+    run(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "test",
+        cargo().args(["test", "--workspace", "--no-fail-fast"]),
+    )?;
+    Ok(())
+}
+
+fn fixtures() -> Result<()> {
+    run(
+        "fixtures",
+        Command::new(python()).arg("crates/r1-model/tests/fixtures/make_fixtures.py"),
+    )
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("generate") => {
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "r1-model",
+                "--example",
+                "bench_generate",
+                "--",
+            ]);
+            cmd.args(&args[1..]);
+            run("bench generate", &mut cmd)
+        }
+        Some(other) => bail!("unknown benchmark `{other}`\n\n{USAGE}"),
+        None => bail!("which benchmark?\n\n{USAGE}"),
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("fixtures") => fixtures(),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}

@@ -183,10 +183,9 @@ impl Keys<'_> {
     fn usize_opt(&self, key: &str) -> Result<Option<usize>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| self.err(key, format!("expected a non-negative integer, found {v}"))),
+            Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
+                self.err(key, format!("expected a non-negative integer, found {v}"))
+            }),
         }
     }
 
@@ -311,14 +310,20 @@ impl ModelConfig {
         if let Some(p) = k.f64_opt("attention_dropout")?
             && p != 0.0
         {
-            return Err(k.err("attention_dropout", "attention dropout is not supported; use 0.0"));
+            return Err(k.err(
+                "attention_dropout",
+                "attention dropout is not supported; use 0.0",
+            ));
         }
         if let Some(tp) = k.usize_opt("pretraining_tp")?
             && tp > 1
         {
             // transformers' tensor-parallel emulation splits matmuls without changing their
             // value; r1 computes the same products unsplit.
-            tracing::debug!(pretraining_tp = tp, "ignoring pretraining_tp: it does not change the maths");
+            tracing::debug!(
+                pretraining_tp = tp,
+                "ignoring pretraining_tp: it does not change the maths"
+            );
         }
 
         let hidden_size = k.usize("hidden_size")?;
@@ -469,13 +474,15 @@ fn parse_rope(k: &Keys<'_>, max_position_embeddings: usize) -> Result<RopeConfig
         (Some(Value::String(t)), _) | (None, Some(Value::String(t))) => t.as_str(),
         (None, None) => "default",
         (Some(v), _) | (None, Some(v)) => {
-            return Err(sub_err("rope_type", format!("expected a string, found {v}")));
+            return Err(sub_err(
+                "rope_type",
+                format!("expected a string, found {v}"),
+            ));
         }
     };
     let factor = || -> Result<f64> {
-        let f = num("factor")?.ok_or_else(|| {
-            sub_err("factor", format!("rope type `{rope_type}` needs a factor"))
-        })?;
+        let f = num("factor")?
+            .ok_or_else(|| sub_err("factor", format!("rope type `{rope_type}` needs a factor")))?;
         if f < 1.0 {
             return Err(sub_err("factor", format!("{f} must be at least 1")));
         }
@@ -533,7 +540,11 @@ fn parse_rope(k: &Keys<'_>, max_position_embeddings: usize) -> Result<RopeConfig
             let mscale = num("mscale")?;
             let mscale_all_dim = num("mscale_all_dim")?;
             let get_mscale = |scale: f64, m: f64| {
-                if scale <= 1.0 { 1.0 } else { 0.1 * m * scale.ln() + 1.0 }
+                if scale <= 1.0 {
+                    1.0
+                } else {
+                    0.1 * m * scale.ln() + 1.0
+                }
             };
             let attention_factor = match num("attention_factor")? {
                 Some(a) => a,
@@ -576,4 +587,127 @@ fn parse_rope(k: &Keys<'_>, max_position_embeddings: usize) -> Result<RopeConfig
 /// Path of `config.json` inside a checkpoint folder.
 pub fn config_path(folder: &Path) -> PathBuf {
     folder.join("config.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<ModelConfig> {
+        ModelConfig::from_json_str(&v.to_string(), Path::new("config.json"))
+    }
+
+    fn base(model_type: &str) -> Value {
+        json!({"model_type": model_type, "vocab_size": 32, "hidden_size": 16,
+               "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+               "num_key_value_heads": 2})
+    }
+
+    fn key_of(e: ModelError) -> String {
+        match e {
+            ModelError::Config { key, .. } => key,
+            other => panic!("expected a config error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn legacy_and_transformers5_rope_keys_agree() {
+        let mut legacy = base("llama");
+        legacy["rope_theta"] = json!(500000.0);
+        legacy["rope_scaling"] = json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+        let mut new = base("llama");
+        new["rope_parameters"] = json!({"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+        let (a, b) = (parse(legacy).expect("legacy"), parse(new).expect("new"));
+        assert_eq!(a.rope, b.rope);
+        assert_eq!(a.rope.theta, 500000.0);
+        // `type` is the oldest spelling of `rope_type`.
+        let mut old = base("qwen2");
+        old["rope_scaling"] = json!({"type": "linear", "factor": 2.0});
+        assert_eq!(
+            parse(old).expect("old").rope.scaling,
+            RopeScaling::Linear { factor: 2.0 }
+        );
+    }
+
+    #[test]
+    fn architecture_defaults_follow_transformers() {
+        let q2 = parse(base("qwen2")).expect("qwen2");
+        assert!(q2.qkv_bias && !q2.o_bias && !q2.qk_norm);
+        assert_eq!(q2.head_dim, 4);
+        let q3 = parse(base("qwen3")).expect("qwen3");
+        assert!(q3.qk_norm && !q3.qkv_bias);
+        assert_eq!(q3.head_dim, 128, "Qwen3Config defaults head_dim to 128");
+        let mut l = base("llama");
+        l["attention_bias"] = json!(true);
+        l["mlp_bias"] = json!(true);
+        l["eos_token_id"] = json!([128001, 128009]);
+        let l = parse(l).expect("llama");
+        assert!(l.qkv_bias && l.o_bias && l.mlp_bias);
+        assert_eq!(l.eos_token_ids, vec![128001, 128009]);
+    }
+
+    #[test]
+    fn unsupported_options_name_their_key() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!({"model_type": "mistral"}), "model_type"),
+            (json!({"use_sliding_window": true}), "use_sliding_window"),
+            (
+                json!({"layer_types": ["full_attention", "sliding_attention"]}),
+                "layer_types",
+            ),
+            (json!({"hidden_act": "gelu"}), "hidden_act"),
+            (
+                json!({"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4}}),
+                "rope_parameters.rope_type",
+            ),
+            (
+                json!({"rope_scaling": {"rope_type": "linear"}}),
+                "rope_scaling.factor",
+            ),
+            (json!({"num_key_value_heads": 3}), "num_key_value_heads"),
+            (json!({"vocab_size": "big"}), "vocab_size"),
+            (json!({"attention_dropout": 0.1}), "attention_dropout"),
+        ];
+        for (patch, key) in cases {
+            let mut v = base("qwen2");
+            for (k, x) in patch.as_object().expect("object") {
+                v[k] = x.clone();
+            }
+            assert_eq!(key_of(parse(v).expect_err("must fail")), key);
+        }
+        let mut missing = base("llama");
+        missing
+            .as_object_mut()
+            .expect("object")
+            .remove("hidden_size");
+        assert_eq!(
+            key_of(parse(missing).expect_err("must fail")),
+            "hidden_size"
+        );
+    }
+
+    #[test]
+    fn yarn_attention_factor_and_defaults() {
+        let mut v = base("qwen2");
+        v["max_position_embeddings"] = json!(131072);
+        v["rope_parameters"] = json!({"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0,
+            "original_max_position_embeddings": 32768});
+        let c = parse(v).expect("yarn");
+        match c.rope.scaling {
+            RopeScaling::Yarn {
+                attention_factor,
+                beta_fast,
+                beta_slow,
+                truncate,
+                ..
+            } => {
+                assert!((attention_factor - (0.1 * 4f64.ln() + 1.0)).abs() < 1e-12);
+                assert_eq!((beta_fast, beta_slow, truncate), (32.0, 1.0, true));
+            }
+            other => panic!("expected yarn, got {other:?}"),
+        }
+    }
 }

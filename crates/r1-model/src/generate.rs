@@ -99,7 +99,10 @@ pub fn generate(
     tokenizer: Option<&Tokenizer>,
 ) -> Result<Vec<Generation>> {
     let _span = tracing::info_span!("generate", batch = prompts.len()).entered();
-    config.sampling.validate().map_err(ModelError::InvalidArgument)?;
+    config
+        .sampling
+        .validate()
+        .map_err(ModelError::InvalidArgument)?;
     if prompts.iter().any(Vec::is_empty) {
         return Err(ModelError::invalid("every prompt needs at least one token"));
     }
@@ -146,11 +149,11 @@ pub fn generate(
         let [hb, t, hs] = hidden.dims();
         let last = hidden.slice([0..hb, t - 1..t, 0..hs]);
         let rows = host_rows(model.logits(last))?;
-        for r in 0..b {
-            offsets[r] += step_batch.attention_mask[r * step_batch.seq..(r + 1) * step_batch.seq]
-                .iter()
-                .filter(|m| **m)
-                .count();
+        for (offset, row) in offsets
+            .iter_mut()
+            .zip(step_batch.attention_mask.chunks(step_batch.seq))
+        {
+            *offset += row.iter().filter(|m| **m).count();
         }
         let mut next_ids = vec![config.pad_token_id; b];
         let mut next_mask = vec![false; b];
@@ -169,7 +172,10 @@ pub fn generate(
             {
                 let tail_start = g.completion_ids.len().saturating_sub(max_stop + 8);
                 let tail = tok.decode(&g.completion_ids[tail_start..], false)?;
-                stop = config.stop_strings.iter().any(|s| tail.contains(s.as_str()));
+                stop = config
+                    .stop_strings
+                    .iter()
+                    .any(|s| tail.contains(s.as_str()));
             }
             if stop {
                 g.finish_reason = FinishReason::Stop;

@@ -102,7 +102,11 @@ pub fn continuation_logprobs(
     // Sequences end at the right edge: position t-1-cmax+j predicts token t-cmax+j.
     let hidden = hidden.slice([0..b, t - 1 - cmax..t - 1, 0..hs]);
     let targets: Vec<i64> = (0..b)
-        .flat_map(|r| batch.ids[r * t + t - cmax..(r + 1) * t].iter().map(|&i| i as i64))
+        .flat_map(|r| {
+            batch.ids[r * t + t - cmax..(r + 1) * t]
+                .iter()
+                .map(|&i| i as i64)
+        })
         .collect();
     let device = model.device();
     let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, cmax]), &device);

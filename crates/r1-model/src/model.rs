@@ -39,7 +39,8 @@ impl RmsNorm {
         let variance = h.clone().square().mean_dim(D - 1);
         let h = h * (variance + self.eps).sqrt().recip();
         let weight = self.weight.val();
-        let shape: [usize; D] = std::array::from_fn(|i| if i == D - 1 { weight.dims()[0] } else { 1 });
+        let shape: [usize; D] =
+            std::array::from_fn(|i| if i == D - 1 { weight.dims()[0] } else { 1 });
         h.cast(dtype) * weight.reshape(shape)
     }
 }
@@ -144,9 +145,14 @@ impl Attention {
         if let Some(mask) = &inputs.mask {
             scores = scores + mask.clone();
         }
-        let probs = softmax(scores, 4).cast(dtype).reshape([b, kvh, groups * t, tk]);
+        let probs = softmax(scores, 4)
+            .cast(dtype)
+            .reshape([b, kvh, groups * t, tk]);
         let out = probs.matmul(v); // [b, kvh, groups * t, hd]
-        let out = out.reshape([b, h, t, hd]).swap_dims(1, 2).reshape([b, t, h * hd]);
+        let out = out
+            .reshape([b, h, t, hd])
+            .swap_dims(1, 2)
+            .reshape([b, t, h * hd]);
         self.o_proj.forward(out)
     }
 }
@@ -351,8 +357,22 @@ impl CausalLm {
             let a = format!("{p}.self_attn");
             let (q_norm, k_norm) = if c.qk_norm {
                 (
-                    Some(rms_norm(src, &format!("{a}.q_norm"), hd, c.rms_norm_eps, dtype, device)?),
-                    Some(rms_norm(src, &format!("{a}.k_norm"), hd, c.rms_norm_eps, dtype, device)?),
+                    Some(rms_norm(
+                        src,
+                        &format!("{a}.q_norm"),
+                        hd,
+                        c.rms_norm_eps,
+                        dtype,
+                        device,
+                    )?),
+                    Some(rms_norm(
+                        src,
+                        &format!("{a}.k_norm"),
+                        hd,
+                        c.rms_norm_eps,
+                        dtype,
+                        device,
+                    )?),
                 )
             } else {
                 (None, None)
@@ -360,10 +380,46 @@ impl CausalLm {
             let q_dim = c.num_attention_heads * hd;
             let kv_dim = c.num_key_value_heads * hd;
             let self_attn = Attention {
-                q_proj: linear(src, &format!("{a}.q_proj"), hidden, q_dim, c.qkv_bias, std, dtype, device)?,
-                k_proj: linear(src, &format!("{a}.k_proj"), hidden, kv_dim, c.qkv_bias, std, dtype, device)?,
-                v_proj: linear(src, &format!("{a}.v_proj"), hidden, kv_dim, c.qkv_bias, std, dtype, device)?,
-                o_proj: linear(src, &format!("{a}.o_proj"), q_dim, hidden, c.o_bias, std, dtype, device)?,
+                q_proj: linear(
+                    src,
+                    &format!("{a}.q_proj"),
+                    hidden,
+                    q_dim,
+                    c.qkv_bias,
+                    std,
+                    dtype,
+                    device,
+                )?,
+                k_proj: linear(
+                    src,
+                    &format!("{a}.k_proj"),
+                    hidden,
+                    kv_dim,
+                    c.qkv_bias,
+                    std,
+                    dtype,
+                    device,
+                )?,
+                v_proj: linear(
+                    src,
+                    &format!("{a}.v_proj"),
+                    hidden,
+                    kv_dim,
+                    c.qkv_bias,
+                    std,
+                    dtype,
+                    device,
+                )?,
+                o_proj: linear(
+                    src,
+                    &format!("{a}.o_proj"),
+                    q_dim,
+                    hidden,
+                    c.o_bias,
+                    std,
+                    dtype,
+                    device,
+                )?,
                 q_norm,
                 k_norm,
                 num_heads: c.num_attention_heads,
@@ -373,14 +429,48 @@ impl CausalLm {
             let m = format!("{p}.mlp");
             let inter = c.intermediate_size;
             let mlp = Mlp {
-                gate_proj: linear(src, &format!("{m}.gate_proj"), hidden, inter, c.mlp_bias, std, dtype, device)?,
-                up_proj: linear(src, &format!("{m}.up_proj"), hidden, inter, c.mlp_bias, std, dtype, device)?,
-                down_proj: linear(src, &format!("{m}.down_proj"), inter, hidden, c.mlp_bias, std, dtype, device)?,
+                gate_proj: linear(
+                    src,
+                    &format!("{m}.gate_proj"),
+                    hidden,
+                    inter,
+                    c.mlp_bias,
+                    std,
+                    dtype,
+                    device,
+                )?,
+                up_proj: linear(
+                    src,
+                    &format!("{m}.up_proj"),
+                    hidden,
+                    inter,
+                    c.mlp_bias,
+                    std,
+                    dtype,
+                    device,
+                )?,
+                down_proj: linear(
+                    src,
+                    &format!("{m}.down_proj"),
+                    inter,
+                    hidden,
+                    c.mlp_bias,
+                    std,
+                    dtype,
+                    device,
+                )?,
             };
             layers.push(DecoderLayer {
                 self_attn,
                 mlp,
-                input_layernorm: rms_norm(src, &format!("{p}.input_layernorm"), hidden, c.rms_norm_eps, dtype, device)?,
+                input_layernorm: rms_norm(
+                    src,
+                    &format!("{p}.input_layernorm"),
+                    hidden,
+                    c.rms_norm_eps,
+                    dtype,
+                    device,
+                )?,
                 post_attention_layernorm: rms_norm(
                     src,
                     &format!("{p}.post_attention_layernorm"),
@@ -397,7 +487,16 @@ impl CausalLm {
             src.skip("lm_head.weight");
             None
         } else {
-            Some(linear(src, "lm_head", hidden, c.vocab_size, false, std, dtype, device)?)
+            Some(linear(
+                src,
+                "lm_head",
+                hidden,
+                c.vocab_size,
+                false,
+                std,
+                dtype,
+                device,
+            )?)
         };
         src.finish()?;
         Ok(Self {
@@ -466,27 +565,52 @@ impl CausalLm {
         for (i, layer) in self.model.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
             let a = &layer.self_attn;
-            for (n, l) in [("q_proj", &a.q_proj), ("k_proj", &a.k_proj), ("v_proj", &a.v_proj), ("o_proj", &a.o_proj)] {
+            for (n, l) in [
+                ("q_proj", &a.q_proj),
+                ("k_proj", &a.k_proj),
+                ("v_proj", &a.v_proj),
+                ("o_proj", &a.o_proj),
+            ] {
                 push_linear(&format!("{p}.self_attn.{n}"), l, &mut out)?;
             }
             if let Some(n) = &a.q_norm {
-                push1(format!("{p}.self_attn.q_norm.weight"), n.weight.val(), &mut out)?;
+                push1(
+                    format!("{p}.self_attn.q_norm.weight"),
+                    n.weight.val(),
+                    &mut out,
+                )?;
             }
             if let Some(n) = &a.k_norm {
-                push1(format!("{p}.self_attn.k_norm.weight"), n.weight.val(), &mut out)?;
+                push1(
+                    format!("{p}.self_attn.k_norm.weight"),
+                    n.weight.val(),
+                    &mut out,
+                )?;
             }
             let m = &layer.mlp;
-            for (n, l) in [("gate_proj", &m.gate_proj), ("up_proj", &m.up_proj), ("down_proj", &m.down_proj)] {
+            for (n, l) in [
+                ("gate_proj", &m.gate_proj),
+                ("up_proj", &m.up_proj),
+                ("down_proj", &m.down_proj),
+            ] {
                 push_linear(&format!("{p}.mlp.{n}"), l, &mut out)?;
             }
-            push1(format!("{p}.input_layernorm.weight"), layer.input_layernorm.weight.val(), &mut out)?;
+            push1(
+                format!("{p}.input_layernorm.weight"),
+                layer.input_layernorm.weight.val(),
+                &mut out,
+            )?;
             push1(
                 format!("{p}.post_attention_layernorm.weight"),
                 layer.post_attention_layernorm.weight.val(),
                 &mut out,
             )?;
         }
-        push1("model.norm.weight".into(), self.model.norm.weight.val(), &mut out)?;
+        push1(
+            "model.norm.weight".into(),
+            self.model.norm.weight.val(),
+            &mut out,
+        )?;
         if let Some(head) = &self.lm_head {
             push_linear("lm_head", head, &mut out)?;
         }
@@ -511,9 +635,15 @@ impl CausalLm {
         let dtype = self.dtype();
         let (b, t) = (batch.batch, batch.seq);
         if batch.ids.len() != b * t || batch.attention_mask.len() != b * t {
-            return Err(ModelError::invalid("batch ids and mask must hold batch * seq entries"));
+            return Err(ModelError::invalid(
+                "batch ids and mask must hold batch * seq entries",
+            ));
         }
-        if let Some(&bad) = batch.ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
+        if let Some(&bad) = batch
+            .ids
+            .iter()
+            .find(|&&id| id as usize >= self.config.vocab_size)
+        {
             return Err(ModelError::invalid(format!(
                 "token id {bad} is out of range for vocab_size {}",
                 self.config.vocab_size

@@ -29,7 +29,11 @@ pub struct GenerationDefaults {
 
 fn ids(v: Option<&Value>) -> Vec<u32> {
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_u64())
+            .map(|x| x as u32)
+            .collect(),
         Some(x) => x.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
         None => Vec::new(),
     }
@@ -83,7 +87,8 @@ impl Pretrained {
         }
         let config = ModelConfig::from_file(folder.join("config.json"))?;
         let mut weights = SafetensorsWeights::open(&folder)?;
-        let model = CausalLm::from_source(&config, &mut weights, dtype.unwrap_or(DType::F32), device)?;
+        let model =
+            CausalLm::from_source(&config, &mut weights, dtype.unwrap_or(DType::F32), device)?;
         let tokenizer = if folder.join("tokenizer.json").exists() {
             Some(Tokenizer::from_folder(&folder)?)
         } else {
@@ -155,8 +160,15 @@ pub fn save_pretrained(
         .into_iter()
         .map(|w| (w.name, w.shape, w.values))
         .collect();
-    let metadata = [("format".to_string(), "pt".to_string())].into_iter().collect();
-    write_safetensors(&folder.join("model.safetensors"), tensors, dtype, Some(metadata))?;
+    let metadata = [("format".to_string(), "pt".to_string())]
+        .into_iter()
+        .collect();
+    write_safetensors(
+        &folder.join("model.safetensors"),
+        tensors,
+        dtype,
+        Some(metadata),
+    )?;
     let mut config = model.config().to_json(Some(name));
     if let Value::Object(map) = &mut config {
         map.entry("architectures")

@@ -42,7 +42,8 @@ impl SamplingParams {
 
     /// Checks the ranges of every knob.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.greedy && !(self.temperature > 0.0 && self.temperature.is_finite()) {
+        let temperature_ok = self.temperature > 0.0 && self.temperature.is_finite();
+        if !self.greedy && !temperature_ok {
             return Err(format!(
                 "temperature must be positive, got {}; use greedy decoding for temperature 0",
                 self.temperature

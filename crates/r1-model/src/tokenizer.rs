@@ -72,7 +72,8 @@ impl Tokenizer {
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
         let config = read_json(&folder.join("tokenizer_config.json"))?.unwrap_or(Value::Null);
         let special = read_json(&folder.join("special_tokens_map.json"))?.unwrap_or(Value::Null);
-        let pick = |key: &str| token_string(config.get(key)).or_else(|| token_string(special.get(key)));
+        let pick =
+            |key: &str| token_string(config.get(key)).or_else(|| token_string(special.get(key)));
         let template_file = folder.join("chat_template.jinja");
         let chat_template = if template_file.exists() {
             Some(
@@ -152,7 +153,11 @@ impl Tokenizer {
 
     /// Renders `messages` (a JSON array of `{"role", "content"}` objects) with the chat
     /// template, as `tokenizer.apply_chat_template(messages, tokenize=False, ...)` does.
-    pub fn apply_chat_template(&self, messages: &Value, add_generation_prompt: bool) -> Result<String> {
+    pub fn apply_chat_template(
+        &self,
+        messages: &Value,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self.chat_template.as_deref().ok_or_else(|| {
             ModelError::ChatTemplate(format!(
                 "{}: the tokenizer has no chat template (no chat_template.jinja, and no \
@@ -193,12 +198,13 @@ pub fn render_chat_template(
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function("raise_exception", |msg: String| -> std::result::Result<JinjaValue, JinjaError> {
-        Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
-    });
-    env.add_function("strftime_now", |format: String| {
-        strftime_now(&format)
-    });
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> std::result::Result<JinjaValue, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+        },
+    );
+    env.add_function("strftime_now", |format: String| strftime_now(&format));
     env.add_filter("tojson", tojson);
     env.add_template("chat", template)
         .map_err(|e| ModelError::ChatTemplate(format!("cannot parse the template: {e:#}")))?;
@@ -207,7 +213,10 @@ pub fn render_chat_template(
         .map_err(|e| ModelError::ChatTemplate(e.to_string()))?;
     let mut ctx = serde_json::Map::new();
     ctx.insert("messages".into(), messages.clone());
-    ctx.insert("add_generation_prompt".into(), Value::Bool(add_generation_prompt));
+    ctx.insert(
+        "add_generation_prompt".into(),
+        Value::Bool(add_generation_prompt),
+    );
     for (k, v) in special_tokens {
         if let Some(v) = v {
             ctx.insert((*k).into(), Value::String((*v).into()));
@@ -296,8 +305,18 @@ fn strftime_now(format: &str) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     const FULL: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let m = (month - 1) as usize;
     format
@@ -320,14 +339,18 @@ mod tests {
         assert_eq!(s, r#"{"a": [1, 2.0, "é"], "b": {}}"#);
         let mut s = String::new();
         python_json(&v, Some(2), 0, &mut s);
-        assert_eq!(s, "{\n  \"a\": [\n    1,\n    2.0,\n    \"é\"\n  ],\n  \"b\": {}\n}");
+        assert_eq!(
+            s,
+            "{\n  \"a\": [\n    1,\n    2.0,\n    \"é\"\n  ],\n  \"b\": {}\n}"
+        );
     }
 
     #[test]
     fn template_uses_python_methods_and_trims_blocks() {
         let t = "{% for m in messages %}{% if m.role == 'user' %}\n<{{ m.content.strip() }}>\n{% endif %}{% endfor %}{% if add_generation_prompt %}{{ bos_token }}{% endif %}";
         let msgs = serde_json::json!([{"role": "user", "content": "  hi "}]);
-        let out = render_chat_template(t, &msgs, true, &[("bos_token", Some("<s>"))]).unwrap_or_default();
+        let out =
+            render_chat_template(t, &msgs, true, &[("bos_token", Some("<s>"))]).unwrap_or_default();
         assert_eq!(out, "<hi>\n<s>");
     }
 

@@ -49,7 +49,9 @@ pub struct RandomWeights {
 impl RandomWeights {
     /// A source drawing from a seeded generator.
     pub fn new(seed: u64) -> Self {
-        Self { rng: Rng::new(seed) }
+        Self {
+            rng: Rng::new(seed),
+        }
     }
 }
 

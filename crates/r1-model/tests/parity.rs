@@ -21,7 +21,11 @@ fn fixtures() -> Vec<PathBuf> {
         .filter(|p| p.join("reference.json").exists())
         .collect();
     out.sort();
-    assert!(out.len() >= 4, "expected the committed fixtures in {}", root.display());
+    assert!(
+        out.len() >= 4,
+        "expected the committed fixtures in {}",
+        root.display()
+    );
     out
 }
 
@@ -80,7 +84,13 @@ fn logits_match_transformers() {
         let input = ids(&r["input_ids"]);
         let batch = Batch::left_padded(std::slice::from_ref(&input), 0);
         let logits = read_f32(p.model.forward(&batch).expect("forward")).expect("read");
-        assert_close("all-position logits", &folder, &logits, &floats(&r["logits_all"]), TOL);
+        assert_close(
+            "all-position logits",
+            &folder,
+            &logits,
+            &floats(&r["logits_all"]),
+            TOL,
+        );
         let v = p.model.config().vocab_size;
         assert_close(
             "last-position logits",
@@ -103,9 +113,19 @@ fn hidden_states_match_transformers() {
         let n = theirs.len();
         // transformers: embeddings, each layer's output but the last, then the normed output.
         for (i, want) in theirs.iter().enumerate() {
-            let got = if i == n - 1 { &ours[ours.len() - 1] } else { &ours[i] };
+            let got = if i == n - 1 {
+                &ours[ours.len() - 1]
+            } else {
+                &ours[i]
+            };
             let got = read_f32(got.clone()).expect("read");
-            assert_close(&format!("hidden state {i}"), &folder, &got, &floats(want), TOL);
+            assert_close(
+                &format!("hidden state {i}"),
+                &folder,
+                &got,
+                &floats(want),
+                TOL,
+            );
         }
     }
 }
@@ -124,7 +144,12 @@ fn greedy_generation_matches_transformers() {
             ..GenerationConfig::default()
         };
         let out = generate(&p.model, &[ids(&g["prompt_ids"])], &config, None).expect("generate");
-        assert_eq!(out[0].completion_ids, ids(&g["completion_ids"]), "{}", folder.display());
+        assert_eq!(
+            out[0].completion_ids,
+            ids(&g["completion_ids"]),
+            "{}",
+            folder.display()
+        );
 
         // The reported log-probs are the model's own: they equal a scoring pass.
         let scored = continuation_logprobs(
@@ -134,7 +159,13 @@ fn greedy_generation_matches_transformers() {
             p.pad_token_id(),
         )
         .expect("logprobs");
-        assert_close("generation log-probs", &folder, &out[0].completion_logprobs, &scored[0], TOL);
+        assert_close(
+            "generation log-probs",
+            &folder,
+            &out[0].completion_logprobs,
+            &scored[0],
+            TOL,
+        );
     }
 }
 
@@ -144,7 +175,12 @@ fn left_padded_batch_matches_transformers_and_single_rows() {
         let r = reference(&folder);
         let Some(b) = r.get("batch") else { continue };
         let p = load(&folder);
-        let seqs: Vec<Vec<u32>> = b["sequences"].as_array().expect("list").iter().map(ids).collect();
+        let seqs: Vec<Vec<u32>> = b["sequences"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(ids)
+            .collect();
         let pad = b["pad_token_id"].as_u64().expect("pad") as u32;
         let batch = Batch::left_padded(&seqs, pad);
         let logits = read_f32(p.model.forward(&batch).expect("forward")).expect("read");
@@ -152,7 +188,13 @@ fn left_padded_batch_matches_transformers_and_single_rows() {
         for (i, s) in seqs.iter().enumerate() {
             let start = (i * batch.seq + batch.seq - s.len()) * v;
             let got = &logits[start..(i + 1) * batch.seq * v];
-            assert_close(&format!("padded row {i}"), &folder, got, &floats(&b["logits"][i]), TOL);
+            assert_close(
+                &format!("padded row {i}"),
+                &folder,
+                got,
+                &floats(&b["logits"][i]),
+                TOL,
+            );
         }
 
         let config = GenerationConfig {
@@ -163,10 +205,21 @@ fn left_padded_batch_matches_transformers_and_single_rows() {
             ..GenerationConfig::default()
         };
         let batched = generate(&p.model, &seqs, &config, None).expect("generate");
-        let want: Vec<Vec<u32>> = b["greedy"].as_array().expect("list").iter().map(ids).collect();
+        let want: Vec<Vec<u32>> = b["greedy"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(ids)
+            .collect();
         for (i, s) in seqs.iter().enumerate() {
-            assert_eq!(batched[i].completion_ids, want[i], "{}: row {i}", folder.display());
-            let single = generate(&p.model, std::slice::from_ref(s), &config, None).expect("generate");
+            assert_eq!(
+                batched[i].completion_ids,
+                want[i],
+                "{}: row {i}",
+                folder.display()
+            );
+            let single =
+                generate(&p.model, std::slice::from_ref(s), &config, None).expect("generate");
             assert_eq!(single[0].completion_ids, batched[i].completion_ids);
             assert_close(
                 "batched vs single log-probs",
@@ -190,9 +243,19 @@ fn continuation_logprobs_match_transformers() {
         for (t, want) in l["by_temperature"].as_object().expect("map") {
             let t: f32 = t.parse().expect("temperature");
             // Score it beside a shorter pair so that the padded path is exercised too.
-            let pairs = vec![(prompt.clone(), cont.clone()), (prompt[..3].to_vec(), cont[..2].to_vec())];
-            let got = continuation_logprobs(&p.model, &pairs, t, p.pad_token_id()).expect("logprobs");
-            assert_close(&format!("log-probs at T={t}"), &folder, &got[0], &floats(want), TOL);
+            let pairs = vec![
+                (prompt.clone(), cont.clone()),
+                (prompt[..3].to_vec(), cont[..2].to_vec()),
+            ];
+            let got =
+                continuation_logprobs(&p.model, &pairs, t, p.pad_token_id()).expect("logprobs");
+            assert_close(
+                &format!("log-probs at T={t}"),
+                &folder,
+                &got[0],
+                &floats(want),
+                TOL,
+            );
             assert_eq!(got[1].len(), 2);
         }
     }
@@ -202,22 +265,40 @@ fn continuation_logprobs_match_transformers() {
 fn tokenizer_and_chat_template_match_transformers() {
     for folder in fixtures() {
         let r = reference(&folder);
-        let Some(cases) = r.get("tokenizer") else { continue };
+        let Some(cases) = r.get("tokenizer") else {
+            continue;
+        };
         let p = load(&folder);
         let tok = p.tokenizer.as_ref().expect("tokenizer.json");
         for case in cases.as_array().expect("list") {
             let text = case["text"].as_str().expect("text");
             let special = case["add_special_tokens"].as_bool().expect("flag");
-            assert_eq!(tok.encode(text, special).expect("encode"), ids(&case["ids"]), "{text:?}");
+            assert_eq!(
+                tok.encode(text, special).expect("encode"),
+                ids(&case["ids"]),
+                "{text:?}"
+            );
         }
         let chat = &r["chat"];
-        let rendered = tok.apply_chat_template(&chat["messages"], true).expect("render");
-        assert_eq!(rendered, chat["rendered"].as_str().expect("text"), "{}", folder.display());
-        assert_eq!(tok.encode(&rendered, false).expect("encode"), ids(&chat["ids"]));
+        let rendered = tok
+            .apply_chat_template(&chat["messages"], true)
+            .expect("render");
+        assert_eq!(
+            rendered,
+            chat["rendered"].as_str().expect("text"),
+            "{}",
+            folder.display()
+        );
+        assert_eq!(
+            tok.encode(&rendered, false).expect("encode"),
+            ids(&chat["ids"])
+        );
         let first_two = Value::Array(chat["messages"].as_array().expect("list")[..2].to_vec());
         assert_eq!(
             tok.apply_chat_template(&first_two, false).expect("render"),
-            chat["rendered_first_two_without_generation_prompt"].as_str().expect("text")
+            chat["rendered_first_two_without_generation_prompt"]
+                .as_str()
+                .expect("text")
         );
     }
 }
@@ -248,7 +329,12 @@ fn save_then_load_is_identical() {
         let p = load(&folder);
         let out = dir.join(folder.file_name().expect("name"));
         p.save(&out, None).expect("save");
-        for file in ["config.json", "model.safetensors", "generation_config.json", "tokenizer.json"] {
+        for file in [
+            "config.json",
+            "model.safetensors",
+            "generation_config.json",
+            "tokenizer.json",
+        ] {
             assert!(out.join(file).exists(), "{file} not written");
         }
         let q = load(&out);
@@ -265,7 +351,10 @@ fn save_then_load_is_identical() {
         assert_eq!(l1, l2);
         if p.model.config().tie_word_embeddings {
             let st = r1_model::SafetensorsWeights::open(&out).expect("open");
-            assert!(!st.contains("lm_head.weight"), "tied head must not be saved");
+            assert!(
+                !st.contains("lm_head.weight"),
+                "tied head must not be saved"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -275,7 +364,9 @@ fn save_then_load_is_identical() {
 fn greedy_generation_stops_on_eos_like_transformers() {
     for folder in fixtures() {
         let r = reference(&folder);
-        let Some(g) = r.get("greedy_eos") else { continue };
+        let Some(g) = r.get("greedy_eos") else {
+            continue;
+        };
         let p = load(&folder);
         let eos = ids(&g["eos_token_ids"]);
         let config = GenerationConfig {
@@ -293,8 +384,61 @@ fn greedy_generation_stops_on_eos_like_transformers() {
             let want = ids(&case["completion_ids"]);
             assert_eq!(got.completion_ids, want, "{}", folder.display());
             let stopped = want.last().is_some_and(|t| eos.contains(t));
-            let reason = if stopped { r1_model::FinishReason::Stop } else { r1_model::FinishReason::Length };
+            let reason = if stopped {
+                r1_model::FinishReason::Stop
+            } else {
+                r1_model::FinishReason::Length
+            };
             assert_eq!(got.finish_reason, reason);
         }
+    }
+}
+
+#[test]
+fn legacy_rope_keys_give_the_same_logits() {
+    // transformers 4 wrote `rope_theta` and `rope_scaling` at the top level; both spellings
+    // must load to the same model.
+    for folder in fixtures() {
+        let text = std::fs::read_to_string(folder.join("config.json")).expect("config");
+        let mut config: Value = serde_json::from_str(&text).expect("json");
+        let Some(params) = config
+            .as_object_mut()
+            .and_then(|m| m.remove("rope_parameters"))
+        else {
+            continue;
+        };
+        let mut params = params.as_object().expect("object").clone();
+        let theta = params.remove("rope_theta").expect("rope_theta");
+        config["rope_theta"] = theta;
+        if params.get("rope_type").and_then(Value::as_str) != Some("default") {
+            let t = params.remove("rope_type").expect("type");
+            params.insert("type".into(), t);
+            config["rope_scaling"] = Value::Object(params);
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "r1-legacy-{}-{}",
+            std::process::id(),
+            folder.file_name().expect("name").to_string_lossy()
+        ));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        for entry in std::fs::read_dir(&folder).expect("read") {
+            let p = entry.expect("entry").path();
+            if p.file_name().is_some_and(|n| n != "config.json") {
+                std::fs::copy(&p, dir.join(p.file_name().expect("name"))).expect("copy");
+            }
+        }
+        std::fs::write(dir.join("config.json"), config.to_string()).expect("write");
+        let r = reference(&folder);
+        let p = load(&dir);
+        let batch = Batch::left_padded(&[ids(&r["input_ids"])], 0);
+        let logits = read_f32(p.model.forward(&batch).expect("forward")).expect("read");
+        assert_close(
+            "legacy-key logits",
+            &folder,
+            &logits,
+            &floats(&r["logits_all"]),
+            TOL,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

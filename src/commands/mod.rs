@@ -1,0 +1,42 @@
+//! One module per subcommand, plus the argument helpers they share.
+
+pub mod generate;
+pub mod logprobs;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{DType, Device};
+use r1::model::{Pretrained, parse_dtype};
+
+/// Parses `1,2,3` (spaces allowed) into token ids; `flag` names the option in errors.
+pub fn parse_ids(text: &str, flag: &str) -> Result<Vec<u32>> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    trimmed
+        .split(',')
+        .enumerate()
+        .map(|(i, part)| {
+            let part = part.trim();
+            part.parse::<u32>()
+                .with_context(|| format!("{flag}: item {} (`{part}`) is not a token id", i + 1))
+        })
+        .collect()
+}
+
+/// Loads a checkpoint folder on the device named by `--device`, in `--dtype`.
+pub fn load(
+    model: &std::path::Path,
+    device: &str,
+    dtype: Option<&str>,
+) -> Result<(Pretrained, Device)> {
+    let device = r1::device::parse_device(device).map_err(anyhow::Error::msg)?;
+    // Sampling and scoring never need gradients.
+    let device = device.without_autodiff();
+    let dtype: Option<DType> = dtype.map(parse_dtype).transpose()?;
+    if !model.is_dir() {
+        bail!("--model {}: not a folder", model.display());
+    }
+    let pretrained = Pretrained::load(model, dtype, &device)?;
+    Ok((pretrained, device))
+}

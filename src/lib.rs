@@ -1,0 +1,11 @@
+//! # r1
+//!
+//! Train reasoning language models the way DeepSeek-R1 was trained. This package is the `r1`
+//! command line and, for users who want a single dependency, re-exports the workspace crates.
+//!
+//! Today it holds [`r1_model`]: Hugging Face dense decoders with transformers' numbers,
+//! KV-cache generation and chunked log-probs.
+
+pub use r1_model as model;
+
+pub mod device;
