@@ -684,15 +684,16 @@ impl CausalLm {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => {
+                // Tied head: hidden @ embed^T. The transpose is a strided view that the
+                // matmul reads in place, and under autodiff the gradient reaches the embedding.
                 let w = self.model.embed_tokens.weight.val(); // [vocab, hidden]
                 let [v, hsz] = w.dims();
-                let w_t = w.transpose().reshape([1, hsz, v]);
                 let lead: usize = hidden.dims()[..D - 1].iter().product();
                 let mut out_shape = hidden.dims();
                 out_shape[D - 1] = v;
                 hidden
-                    .reshape([1, lead, hsz])
-                    .matmul(w_t)
+                    .reshape([lead, hsz])
+                    .matmul(w.transpose())
                     .reshape(out_shape)
             }
         }
