@@ -158,6 +158,17 @@ impl Tokenizer {
         messages: &Value,
         add_generation_prompt: bool,
     ) -> Result<String> {
+        self.apply_chat_template_with(messages, add_generation_prompt, &serde_json::Map::new())
+    }
+
+    /// [`Tokenizer::apply_chat_template`] with the extra template variables transformers takes as
+    /// keyword arguments (`tools`, `documents`, `enable_thinking`, ...).
+    pub fn apply_chat_template_with(
+        &self,
+        messages: &Value,
+        add_generation_prompt: bool,
+        extra: &serde_json::Map<String, Value>,
+    ) -> Result<String> {
         let template = self.chat_template.as_deref().ok_or_else(|| {
             ModelError::ChatTemplate(format!(
                 "{}: the tokenizer has no chat template (no chat_template.jinja, and no \
@@ -169,6 +180,7 @@ impl Tokenizer {
             template,
             messages,
             add_generation_prompt,
+            extra,
             &[
                 ("bos_token", self.bos_token.as_deref()),
                 ("eos_token", self.eos_token.as_deref()),
@@ -192,6 +204,7 @@ pub fn render_chat_template(
     template: &str,
     messages: &Value,
     add_generation_prompt: bool,
+    extra: &serde_json::Map<String, Value>,
     special_tokens: &[(&str, Option<&str>)],
 ) -> Result<String> {
     let mut env = Environment::new();
@@ -211,7 +224,7 @@ pub fn render_chat_template(
     let tmpl = env
         .get_template("chat")
         .map_err(|e| ModelError::ChatTemplate(e.to_string()))?;
-    let mut ctx = serde_json::Map::new();
+    let mut ctx = extra.clone();
     ctx.insert("messages".into(), messages.clone());
     ctx.insert(
         "add_generation_prompt".into(),
@@ -349,15 +362,27 @@ mod tests {
     fn template_uses_python_methods_and_trims_blocks() {
         let t = "{% for m in messages %}{% if m.role == 'user' %}\n<{{ m.content.strip() }}>\n{% endif %}{% endfor %}{% if add_generation_prompt %}{{ bos_token }}{% endif %}";
         let msgs = serde_json::json!([{"role": "user", "content": "  hi "}]);
-        let out =
-            render_chat_template(t, &msgs, true, &[("bos_token", Some("<s>"))]).unwrap_or_default();
+        let out = render_chat_template(
+            t,
+            &msgs,
+            true,
+            &serde_json::Map::new(),
+            &[("bos_token", Some("<s>"))],
+        )
+        .unwrap_or_default();
         assert_eq!(out, "<hi>\n<s>");
     }
 
     #[test]
     fn raise_exception_is_an_error() {
         let msgs = serde_json::json!([]);
-        let err = render_chat_template("{{ raise_exception('no system') }}", &msgs, false, &[]);
+        let err = render_chat_template(
+            "{{ raise_exception('no system') }}",
+            &msgs,
+            false,
+            &serde_json::Map::new(),
+            &[],
+        );
         assert!(matches!(err, Err(ModelError::ChatTemplate(m)) if m.contains("no system")));
     }
 }

@@ -151,8 +151,8 @@ fn cached_decoding_equals_full_forward() {
         start += len;
     }
     assert_eq!(cache.len(), t);
-    for r in 0..b {
-        let real = seqs[r].len();
+    for (r, seq) in seqs.iter().enumerate() {
+        let real = seq.len();
         let from = (r * t + t - real) * v;
         let to = (r + 1) * t * v;
         let d = got[from..to]

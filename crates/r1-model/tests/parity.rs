@@ -293,6 +293,19 @@ fn tokenizer_and_chat_template_match_transformers() {
             tok.encode(&rendered, false).expect("encode"),
             ids(&chat["ids"])
         );
+        for case in r["chat_cases"].as_array().expect("cases") {
+            let extra = case["kwargs"].as_object().expect("kwargs");
+            let add_prompt = case["add_generation_prompt"].as_bool().expect("flag");
+            let got = tok
+                .apply_chat_template_with(&case["messages"], add_prompt, extra)
+                .expect("render");
+            assert_eq!(
+                got,
+                case["rendered"].as_str().expect("text"),
+                "{}: {extra:?}",
+                folder.display()
+            );
+        }
         let first_two = Value::Array(chat["messages"].as_array().expect("list")[..2].to_vec());
         assert_eq!(
             tok.apply_chat_template(&first_two, false).expect("render"),
