@@ -154,7 +154,12 @@ fn compare(g: &Expr, p: &Expr, depth: usize) -> bool {
         (Tuple(a), Tuple(b)) => ordered(a, b, depth),
         (List(a), Tuple(b)) | (Tuple(a), List(b)) => ordered(a, b, depth),
         (Interval(lc1, a1, b1, rc1), Interval(lc2, a2, b2, rc2)) => {
-            lc1 == lc2 && rc1 == rc2 && compare(a1, a2, depth + 1) && compare(b1, b2, depth + 1)
+            // An infinite end is never included, however the bracket is written.
+            let infinite = |e: &Expr| matches!(e, Inf) || matches!(e, Neg(x) if matches!(**x, Inf));
+            (lc1 == lc2 || infinite(a1))
+                && (rc1 == rc2 || infinite(b1))
+                && compare(a1, a2, depth + 1)
+                && compare(b1, b2, depth + 1)
         }
         // An open interval and a pair are written alike.
         (Interval(false, a1, b1, false), Tuple(v)) | (Tuple(v), Interval(false, a1, b1, false))

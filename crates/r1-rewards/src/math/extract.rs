@@ -11,7 +11,7 @@ pub enum ExtractionKind {
     AnswerIs,
     /// The last inline maths: `$...$`, `\(...\)` or `\[...\]`.
     LastMath,
-    /// The last number in the text.
+    /// The last number in the text (or the LaTeX expression ending its last sentence).
     LastNumber,
 }
 
@@ -227,6 +227,28 @@ fn last_math(text: &str) -> Option<String> {
         .map(|(_, s)| extract_boxed(s).unwrap_or_else(|| s.trim().to_string()))
 }
 
+/// The mathematical tail of the last sentence: `... the result is \frac{3}{2}.` gives
+/// `\frac{3}{2}`, `... is 40_9.` gives `40_9`; plain numbers fall through to [`last_number`].
+fn last_expression(text: &str) -> Option<String> {
+    let trimmed = text.trim_end().trim_end_matches(['.', '!']).trim_end();
+    let line = trimmed.rsplit('\n').next().unwrap_or(trimmed);
+    let mathy = |w: &str| {
+        w.contains('\\')
+            || w.contains('_')
+            || w.contains('^')
+            || w.chars().any(|c| c.is_ascii_digit())
+            || matches!(w, "+" | "-" | "=" | "*" | "/")
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut start = words.len();
+    while start > 0 && mathy(words[start - 1]) {
+        start -= 1;
+    }
+    let tail = words[start..].join(" ");
+    // Only expressions that a plain number search would get wrong.
+    (tail.contains('\\') || tail.contains('_') || tail.contains('^')).then_some(tail)
+}
+
 fn last_number(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut end = bytes.len();
@@ -260,7 +282,7 @@ pub fn extract_answer(text: &str, extraction: &Extraction) -> Option<String> {
         ExtractionKind::AnswerTag => answer_tag(text),
         ExtractionKind::AnswerIs => answer_is(text),
         ExtractionKind::LastMath => last_math(text),
-        ExtractionKind::LastNumber => last_number(text),
+        ExtractionKind::LastNumber => last_expression(text).or_else(|| last_number(text)),
     })
 }
 

@@ -185,10 +185,21 @@ fn strip_units(s: &str) -> String {
     let mut keep = words.len();
     while keep > 1 {
         let w = words[keep - 1].trim_end_matches(['.', ',']).to_lowercase();
+        // square and cubic units: inches^2, cm^{3}
+        let w = match w.find('^') {
+            Some(i)
+                if i > 0
+                    && w[i + 1..]
+                        .trim_matches(['{', '}'])
+                        .chars()
+                        .all(|c| c.is_ascii_digit()) =>
+            {
+                w[..i].to_string()
+            }
+            _ => w,
+        };
         let w = w.trim_start_matches('^');
-        if UNIT_WORDS.contains(&w)
-            || w.chars().all(|c| c == '^' || c.is_ascii_digit()) && keep < words.len()
-        {
+        if UNIT_WORDS.contains(&w) {
             keep -= 1;
         } else {
             break;
