@@ -427,16 +427,16 @@ impl RewardSet {
         }
         let names: HashSet<&str> = set.entries.iter().map(|e| e.name.as_str()).collect();
         for e in &set.entries {
-            if let Some(g) = &e.gate {
-                if !names.contains(g.as_str()) || g == &e.name {
-                    return Err(RewardError::Config {
-                        path: path.to_path_buf(),
-                        message: format!(
-                            "reward `{}`: key `gate`: `{g}` is not another reward of the set",
-                            e.name
-                        ),
-                    });
-                }
+            if let Some(g) = &e.gate
+                && (!names.contains(g.as_str()) || g == &e.name)
+            {
+                return Err(RewardError::Config {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "reward `{}`: key `gate`: `{g}` is not another reward of the set",
+                        e.name
+                    ),
+                });
             }
         }
         Ok(set)

@@ -30,7 +30,7 @@ fn agrees_with_math_verify() {
     // Hand-labelled cases are graded too, against their labels.
     cases.extend(read("hand_labelled.jsonl").into_iter().map(|mut c| {
         c["source"] = Value::from("hand_labelled");
-        c["kind"] = Value::from(c["reason"].clone());
+        c["kind"] = c["reason"].clone();
         c["math_verify"] = c["label"].clone();
         c
     }));

@@ -172,12 +172,9 @@ fn int_root(x: i128, k: u32) -> Option<i128> {
         return None;
     }
     let r = (x as f64).powf(1.0 / k as f64).round() as i128;
-    for c in [r - 1, r, r + 1] {
-        if c >= 0 && c.checked_pow(k) == Some(x) {
-            return Some(c);
-        }
-    }
-    None
+    [r - 1, r, r + 1]
+        .into_iter()
+        .find(|&c| c >= 0 && c.checked_pow(k) == Some(x))
 }
 
 /// Work budget for one evaluation: nested powers and factorials cannot run away.

@@ -99,6 +99,10 @@ pub unsafe extern "C" fn score<T: Plugin>(
         let inputs: Vec<RewardInput> = serde_json::from_slice(bytes)
             .map_err(|e| format!("batch is not a JSON array of inputs: {e}"))?;
         let scores = inst.reward.score(&inputs).map_err(|e| e.to_string())?;
+        // JSON has no NaN: it would arrive as `null` ("does not apply") without this check.
+        if let Some(bad) = scores.iter().flatten().find(|v| !v.is_finite()) {
+            return Err(format!("returned a non-finite score ({bad})"));
+        }
         serde_json::to_vec(&scores).map_err(|e| e.to_string())
     }));
     match result {
