@@ -20,6 +20,8 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Per-token log-probs of a continuation given a prompt.
     Logprobs(commands::logprobs::LogprobsArgs),
+    /// Score completions (JSONL) with a reward set (TOML).
+    Reward(commands::reward::RewardArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
         Command::Logprobs(args) => commands::logprobs::run(args),
+        Command::Reward(args) => commands::reward::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -247,3 +247,113 @@ fn bad_input_is_one_clear_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reward_scores_jsonl_with_a_toml_set() {
+    let dir = std::env::temp_dir().join(format!("r1-cli-reward-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let config = dir.join("rewards.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[reward]]
+name = "format"
+kind = "format"
+weight = 0.5
+
+[[reward]]
+name = "accuracy"
+kind = "accuracy"
+weight = 1.0
+gate = "format"
+
+[[reward]]
+name = "language"
+kind = "language"
+target = "en"
+weight = 0.1
+"#,
+    )
+    .expect("write config");
+    let input = dir.join("in.jsonl");
+    let lines = [
+        r#"{"prompt": "What is 2+3?", "completion": "<think>add two and three</think> \\boxed{5}", "answer": "5", "id": 7}"#,
+        r#"{"prompt": "What is 1/2?", "completion": "<think>half</think> \\boxed{0.5}", "answer": "\\frac{1}{2}"}"#,
+        r#"{"prompt": "x", "completion": "\\boxed{5}", "answer": 5}"#,
+        r#"{"prompt": "x", "completion": "<think>1 + 1</think> <answer>2</answer>"}"#,
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write input");
+    let output = dir.join("out.jsonl");
+    let out = r1(&[
+        "reward",
+        "--config",
+        config.to_str().expect("path"),
+        "--input",
+        input.to_str().expect("path"),
+        "--output",
+        output.to_str().expect("path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scored: Vec<Value> = std::fs::read_to_string(&output)
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(scored.len(), 4);
+    assert_eq!(scored[0]["id"], 7, "input fields are kept");
+    assert_eq!(scored[0]["rewards"]["format"], 1.0);
+    assert_eq!(scored[0]["rewards"]["accuracy"], 1.0);
+    assert_eq!(scored[0]["rewards"]["language"], 1.0);
+    assert!((scored[0]["total"].as_f64().expect("total") - 1.6).abs() < 1e-6);
+    assert_eq!(scored[1]["rewards"]["accuracy"], 1.0);
+    assert_eq!(scored[2]["rewards"]["accuracy"], 0.0, "gated by the format");
+    assert_eq!(
+        scored[3]["rewards"]["accuracy"],
+        Value::Null,
+        "no reference answer"
+    );
+    assert_eq!(
+        scored[3]["rewards"]["language"],
+        Value::Null,
+        "no words in the reasoning"
+    );
+
+    // A malformed line is an error naming its line number.
+    std::fs::write(&input, format!("{}\n{{\"completion\": 3}}\n", lines[0])).expect("write");
+    let out = r1(&[
+        "reward",
+        "--config",
+        config.to_str().expect("path"),
+        "--input",
+        input.to_str().expect("path"),
+    ]);
+    assert_one_line_error(&out, "in.jsonl:2");
+    std::fs::write(&input, "{not json\n").expect("write");
+    let out = r1(&[
+        "reward",
+        "--config",
+        config.to_str().expect("path"),
+        "--input",
+        input.to_str().expect("path"),
+    ]);
+    assert_one_line_error(&out, "in.jsonl:1");
+    // So is a bad config, naming the file and key.
+    std::fs::write(
+        &config,
+        "[[reward]]\nname = \"a\"\nkind = \"accuracy\"\nweight = \"heavy\"\n",
+    )
+    .expect("write");
+    let out = r1(&[
+        "reward",
+        "--config",
+        config.to_str().expect("path"),
+        "--input",
+        input.to_str().expect("path"),
+    ]);
+    assert_one_line_error(&out, "`weight`");
+    let _ = std::fs::remove_dir_all(&dir);
+}

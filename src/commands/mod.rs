@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod logprobs;
+pub mod reward;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};

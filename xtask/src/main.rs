@@ -15,7 +15,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                         fmt --check, clippy -D warnings, then every test
-  fixtures                   regenerate crates/r1-model/tests/fixtures (python + torch + transformers)
+  fixtures                   regenerate the parity fixtures (python + torch + transformers + math-verify)
+  plugins [--release]        build the reward plugins under plugins/ (shared libraries in target/)
   bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md";
 
 fn root() -> PathBuf {
@@ -70,9 +71,49 @@ fn ci() -> Result<()> {
 
 fn fixtures() -> Result<()> {
     run(
-        "fixtures",
+        "model fixtures",
         Command::new(python()).arg("crates/r1-model/tests/fixtures/make_fixtures.py"),
+    )?;
+    run(
+        "maths grading cases",
+        Command::new(python()).arg("crates/r1-rewards/tests/fixtures/make_math_cases.py"),
     )
+}
+
+/// The plugin crates: every folder under `plugins/` with a Cargo.toml.
+fn plugin_packages() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root().join("plugins")).context("plugins/")? {
+        let manifest = entry?.path().join("Cargo.toml");
+        if let Ok(text) = std::fs::read_to_string(&manifest)
+            && let Some(name) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("name = "))
+                .map(|n| n.trim_matches('"').to_string())
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn plugins(args: &[String]) -> Result<()> {
+    let release = args.iter().any(|a| a == "--release");
+    let mut cmd = cargo();
+    cmd.arg("build");
+    if release {
+        cmd.arg("--release");
+    }
+    for p in plugin_packages()? {
+        cmd.args(["-p", &p]);
+    }
+    run("plugins", &mut cmd)?;
+    let dir = root()
+        .join("target")
+        .join(if release { "release" } else { "debug" });
+    eprintln!("plugins are in {}", dir.display());
+    Ok(())
 }
 
 fn bench(args: &[String]) -> Result<()> {
@@ -102,6 +143,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fixtures") => fixtures(),
+        Some("plugins") => plugins(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
