@@ -8,6 +8,7 @@
 //! seconds.
 
 pub mod builtin;
+pub mod code;
 pub mod error;
 pub mod input;
 pub mod math;

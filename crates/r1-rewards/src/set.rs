@@ -274,6 +274,39 @@ fn build_builtin(kind: &str, ctx: &Ctx<'_>) -> Result<Arc<dyn Reward>> {
                 Some(builtin::repetition_penalty(&i.completion, n, p))
             }))
         }
+        "code" => {
+            ctx.only(&[
+                "python",
+                "timeout_s",
+                "cpu_s",
+                "memory_mb",
+                "max_processes",
+                "max_file_mb",
+                "scoring",
+            ])?;
+            let d = crate::code::Limits::default();
+            let limits = crate::code::Limits {
+                cpu_seconds: ctx.usize_or("cpu_s", d.cpu_seconds as usize)? as u64,
+                wall: std::time::Duration::from_secs_f32(
+                    ctx.f32_or("timeout_s", d.wall.as_secs_f32())?.max(0.1),
+                ),
+                memory_bytes: (ctx.usize_or("memory_mb", (d.memory_bytes >> 20) as usize)? as u64)
+                    << 20,
+                max_processes: ctx.usize_or("max_processes", d.max_processes as usize)? as u64,
+                max_file_bytes: (ctx.usize_or("max_file_mb", (d.max_file_bytes >> 20) as usize)?
+                    as u64)
+                    << 20,
+            };
+            let scoring = match ctx.str_opt("scoring")?.unwrap_or("fraction") {
+                "fraction" => crate::code::Scoring::Fraction,
+                "all" | "all_or_nothing" => crate::code::Scoring::AllOrNothing,
+                other => return Err(ctx.err("scoring", format!("`{other}`: use fraction or all"))),
+            };
+            let python = ctx.str_opt("python")?.unwrap_or("python3");
+            let sandbox =
+                crate::code::Sandbox::new(python, limits).map_err(|e| ctx.err("python", e))?;
+            Arc::new(crate::code::CodeReward::new(sandbox, scoring))
+        }
         "reasoning_steps" => {
             ctx.only(&[])?;
             Arc::new(per_item(|i| Some(builtin::reasoning_steps(&i.completion))))
@@ -283,7 +316,7 @@ fn build_builtin(kind: &str, ctx: &Ctx<'_>) -> Result<Arc<dyn Reward>> {
                 "kind",
                 format!(
                     "unknown reward kind `{other}`; built-ins: accuracy, format, tag_count, language, \
-                     cosine_length, overlong, repetition, reasoning_steps; or plugin"
+                     cosine_length, overlong, repetition, reasoning_steps, code; or plugin"
                 ),
             ));
         }
