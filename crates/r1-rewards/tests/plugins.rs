@@ -198,3 +198,52 @@ fn loading_failures_name_the_plugin() {
         .to_string();
     assert!(e.contains("path"), "{e}");
 }
+
+#[test]
+fn out_of_process_plugins_survive_crashes() {
+    let host = PathBuf::from(env!("CARGO_BIN_EXE_r1-plugin-host"));
+    let inputs = vec![RewardInput::new("x", "1"), RewardInput::new("y", "2")];
+    let ok = r1_rewards::plugin::ProcessPluginReward::start(
+        &host,
+        &lib("r1_plugin_misbehave"),
+        json!({"mode": "ok"}),
+    )
+    .expect("start");
+    assert_eq!(ok.score(&inputs).expect("score"), vec![Some(0.5); 2]);
+
+    // The plugin aborts its process: the trainer gets an error and keeps running.
+    let crash = r1_rewards::plugin::ProcessPluginReward::start(
+        &host,
+        &lib("r1_plugin_misbehave"),
+        json!({"mode": "crash"}),
+    )
+    .expect("start");
+    let e = crash.score(&inputs).expect_err("crash").to_string();
+    assert!(e.contains("died"), "{e}");
+    // ... and the next call restarts it (and it crashes again, still only an error).
+    assert!(crash.score(&inputs).is_err());
+    assert_eq!(ok.score(&inputs).expect("still fine"), vec![Some(0.5); 2]);
+
+    let e = r1_rewards::plugin::ProcessPluginReward::start(
+        &host,
+        &lib("r1_plugin_misbehave"),
+        json!({"mode": "fail_create"}),
+    )
+    .expect_err("create")
+    .to_string();
+    assert!(e.contains("failing create on purpose"), "{e}");
+
+    // Through TOML, with the host found beside the test binary.
+    let toml = format!(
+        "[[reward]]\nname = \"cd\"\nkind = \"plugin\"\nmode = \"process\"\npath = \"{}\"\n",
+        lib("r1_plugin_countdown").display()
+    );
+    let set = RewardSet::from_toml_str(&toml, Path::new("r.toml")).expect("set");
+    let s = set
+        .score(&[input(
+            "<answer>2 * 3</answer>",
+            json!({"target": 6, "nums": [2, 3]}),
+        )])
+        .expect("score");
+    assert_eq!(s.values[0], vec![Some(1.0)]);
+}
