@@ -3,8 +3,9 @@
 //! - `ci`: what CI runs, cheapest first: `cargo fmt --check`, `cargo clippy -D warnings`, tests.
 //! - `fixtures`: rewrites the transformers parity fixtures (needs Python with torch and
 //!   transformers).
-//! - `bench generate`: prefill and decode throughput, r1 beside transformers; writes
-//!   `docs/benchmarks.md`.
+//! - `plugins`: builds the reward plugins under `plugins/`.
+//! - `bench generate`: prefill and decode throughput, r1 beside transformers; `bench rewards`:
+//!   completions scored per second. Both write `docs/benchmarks.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +18,8 @@ commands:
   ci                         fmt --check, clippy -D warnings, then every test
   fixtures                   regenerate the parity fixtures (python + torch + transformers + math-verify)
   plugins [--release]        build the reward plugins under plugins/ (shared libraries in target/)
-  bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md";
+  bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md
+  bench rewards              completions scored per second (maths, format, code) -> docs/benchmarks.md";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -133,6 +135,18 @@ fn bench(args: &[String]) -> Result<()> {
             cmd.args(&args[1..]);
             run("bench generate", &mut cmd)
         }
+        Some("rewards") => run(
+            "bench rewards",
+            cargo().args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "r1-rewards",
+                "--example",
+                "bench_rewards",
+            ]),
+        ),
         Some(other) => bail!("unknown benchmark `{other}`\n\n{USAGE}"),
         None => bail!("which benchmark?\n\n{USAGE}"),
     }
