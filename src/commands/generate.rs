@@ -55,12 +55,8 @@ pub struct GenerateArgs {
     /// Stop once the completion contains this text (repeatable).
     #[arg(long = "stop")]
     stop: Vec<String>,
-    /// Device: cpu, cuda[:N], wgpu, tch (those compiled in).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Weights dtype on the device: f32, bf16 or f16 (default f32).
-    #[arg(long)]
-    dtype: Option<String>,
+    #[command(flatten)]
+    device: super::DeviceArgs,
     /// Print one JSON object instead of text for people.
     #[arg(long)]
     json: bool,
@@ -71,7 +67,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if args.num_samples == 0 {
         bail!("--num-samples must be at least 1");
     }
-    let (p, _device) = load(&args.model, &args.device, args.dtype.as_deref())?;
+    let (p, _device) = load(&args.model, &args.device)?;
     let tok = p.tokenizer.as_ref();
     let need_tok = |flag: &str| {
         tok.with_context(|| format!("{flag} needs {}/tokenizer.json", args.model.display()))

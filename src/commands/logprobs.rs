@@ -24,12 +24,8 @@ pub struct LogprobsArgs {
     /// Divide the logits by this before the log-softmax (as TRL does).
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
-    /// Device: cpu, cuda[:N], wgpu, tch (those compiled in).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Weights dtype on the device: f32, bf16 or f16 (default f32).
-    #[arg(long)]
-    dtype: Option<String>,
+    #[command(flatten)]
+    device: super::DeviceArgs,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -42,7 +38,7 @@ pub fn run(args: LogprobsArgs) -> Result<()> {
     if prompt.is_empty() {
         bail!("--prompt-ids: give at least one token to predict the continuation from");
     }
-    let (p, _device) = load(&args.model, &args.device, args.dtype.as_deref())?;
+    let (p, _device) = load(&args.model, &args.device)?;
     let out = continuation_logprobs(
         &p.model,
         &[(prompt, continuation.clone())],

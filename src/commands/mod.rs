@@ -8,6 +8,17 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};
 use r1::model::{Pretrained, parse_dtype};
 
+/// `--device` and `--dtype`, shared by the commands that run a model.
+#[derive(clap::Args, Debug)]
+pub struct DeviceArgs {
+    /// Device: cpu, cuda[:N], wgpu, tch (those compiled in).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Weights dtype on the device: f32, bf16 or f16 (default f32).
+    #[arg(long)]
+    pub dtype: Option<String>,
+}
+
 /// Parses `1,2,3` (spaces allowed) into token ids; `flag` names the option in errors.
 pub fn parse_ids(text: &str, flag: &str) -> Result<Vec<u32>> {
     let trimmed = text.trim();
@@ -26,15 +37,11 @@ pub fn parse_ids(text: &str, flag: &str) -> Result<Vec<u32>> {
 }
 
 /// Loads a checkpoint folder on the device named by `--device`, in `--dtype`.
-pub fn load(
-    model: &std::path::Path,
-    device: &str,
-    dtype: Option<&str>,
-) -> Result<(Pretrained, Device)> {
-    let device = r1::device::parse_device(device).map_err(anyhow::Error::msg)?;
+pub fn load(model: &std::path::Path, args: &DeviceArgs) -> Result<(Pretrained, Device)> {
+    let device = r1::device::parse_device(&args.device).map_err(anyhow::Error::msg)?;
     // Sampling and scoring never need gradients.
     let device = device.without_autodiff();
-    let dtype: Option<DType> = dtype.map(parse_dtype).transpose()?;
+    let dtype: Option<DType> = args.dtype.as_deref().map(parse_dtype).transpose()?;
     if !model.is_dir() {
         bail!("--model {}: not a folder", model.display());
     }

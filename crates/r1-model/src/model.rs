@@ -629,8 +629,22 @@ impl CausalLm {
         &self,
         batch: &Batch,
         offsets: &[usize],
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
     ) -> Result<Tensor<3>> {
+        let mut h = self.run_stack(batch, offsets, cache, None)?;
+        h.pop().ok_or_else(|| ModelError::invalid("empty stack"))
+    }
+
+    /// The decoder stack: validates the batch, builds RoPE tables and the mask, runs every
+    /// layer (recording each layer's output into `trace` when given) and the final norm.
+    /// Returns the normed output as the last element.
+    fn run_stack(
+        &self,
+        batch: &Batch,
+        offsets: &[usize],
+        mut cache: Option<&mut KvCache>,
+        mut trace: Option<&mut Vec<Tensor<3>>>,
+    ) -> Result<Vec<Tensor<3>>> {
         let device = self.device();
         let dtype = self.dtype();
         let (b, t) = (batch.batch, batch.seq);
@@ -667,13 +681,19 @@ impl CausalLm {
         let ids: Vec<i64> = batch.ids.iter().map(|&i| i as i64).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
         let mut h = self.model.embed_tokens.forward(ids);
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.push(h.clone());
+        }
         for (i, layer) in self.model.layers.iter().enumerate() {
             h = layer.forward(h, &inputs, cache.as_deref_mut().map(|c| (c, i)));
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.push(h.clone());
+            }
         }
         if let Some(c) = cache {
             c.advance(t);
         }
-        Ok(self.model.norm.forward(h))
+        Ok(vec![self.model.norm.forward(h)])
     }
 
     /// Projects hidden states to vocabulary logits.
@@ -712,21 +732,9 @@ impl CausalLm {
     /// Hidden states after each layer, transformers' `output_hidden_states` without the final
     /// norm on the last entry: `[embeddings, layer 0, .., layer n-1]`, then the normed output.
     pub fn hidden_states(&self, batch: &Batch) -> Result<Vec<Tensor<3>>> {
-        let device = self.device();
-        let (b, t) = (batch.batch, batch.seq);
-        let positions = batch.position_ids(&vec![0; b]);
-        let (cos, sin) = self.rope.cos_sin(&positions, b, t, self.dtype(), &device);
-        let mask = attention_mask(&batch.attention_mask, b, t, 0, &device);
-        let inputs = AttentionInputs { cos, sin, mask };
-        let ids: Vec<i64> = batch.ids.iter().map(|&i| i as i64).collect();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
-        let mut h = self.model.embed_tokens.forward(ids);
-        let mut out = vec![h.clone()];
-        for layer in &self.model.layers {
-            h = layer.forward(h, &inputs, None);
-            out.push(h.clone());
-        }
-        out.push(self.model.norm.forward(h));
+        let mut out = Vec::with_capacity(self.model.layers.len() + 2);
+        let normed = self.run_stack(batch, &vec![0; batch.batch], None, Some(&mut out))?;
+        out.extend(normed);
         Ok(out)
     }
 }
