@@ -241,7 +241,19 @@ pub fn render_chat_template(
 
 /// Python's `json.dumps(value, ensure_ascii=False, indent=indent)`: `", "` and `": "` separators
 /// without indent, newlines and `indent` spaces with one.
-fn tojson(value: JinjaValue, indent: Option<usize>) -> std::result::Result<JinjaValue, JinjaError> {
+/// Accepts `x | tojson`, `x | tojson(4)` and `x | tojson(indent=4)` (Llama 3.1's template);
+/// transformers' other keyword arguments (`separators`, `sort_keys`) are not used by templates
+/// in the wild and are refused rather than ignored.
+fn tojson(
+    value: JinjaValue,
+    indent: Option<usize>,
+    kwargs: minijinja::value::Kwargs,
+) -> std::result::Result<JinjaValue, JinjaError> {
+    let indent = match kwargs.get::<Option<usize>>("indent")? {
+        Some(i) => Some(i),
+        None => indent,
+    };
+    kwargs.assert_all_used()?;
     let v: Value = serde_json::to_value(&value)
         .map_err(|e| JinjaError::new(ErrorKind::BadSerialization, e.to_string()))?;
     let mut out = String::new();
@@ -371,6 +383,18 @@ mod tests {
         )
         .unwrap_or_default();
         assert_eq!(out, "<hi>\n<s>");
+    }
+
+    #[test]
+    fn tojson_takes_indent_as_keyword() {
+        let msgs = serde_json::json!([{"role": "user", "content": "x"}]);
+        let t = "{{ messages[0] | tojson(indent=2) }}|{{ messages[0] | tojson }}";
+        let out =
+            render_chat_template(t, &msgs, false, &serde_json::Map::new(), &[]).unwrap_or_default();
+        assert_eq!(
+            out,
+            "{\n  \"role\": \"user\",\n  \"content\": \"x\"\n}|{\"role\": \"user\", \"content\": \"x\"}"
+        );
     }
 
     #[test]
