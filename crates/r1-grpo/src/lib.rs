@@ -9,14 +9,18 @@
 //!   `vespo`, with token- or sequence-level importance ratios (GSPO), clip-higher, two-sided
 //!   `delta`, k3 KL to a reference model, high-entropy token masking and TRL's metrics.
 //!
-//! The trainer around them (rollouts, optimiser, checkpoints) is not written yet.
+//! [`trainer`] holds a first, on-policy GRPO step (rollouts from the in-process engine, rewards,
+//! advantages, loss, global-norm clipping, AdamW); off-policy updates, the reference model,
+//! schedules, dynamic sampling and checkpoints are not written yet.
 
 pub mod advantages;
 pub mod config;
 pub mod error;
 pub mod loss;
+pub mod trainer;
 
 pub use advantages::compute_advantages;
 pub use config::{Aggregation, ImportanceSamplingLevel, LossConfig, LossType, ScaleRewards};
 pub use error::{GrpoError, Result};
 pub use loss::{LossInputs, LossOutput, policy_loss};
+pub use trainer::{GrpoTrainer, Prompt, StepMetrics, TrainerConfig, clip_global_norm};
