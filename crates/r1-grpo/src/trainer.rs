@@ -2,10 +2,12 @@
 //! (weights shared, no autodiff during generation), rewards from a [`RewardSet`], group
 //! advantages, the policy loss, global-norm gradient clipping and AdamW.
 //!
-//! This first trainer is on-policy (`num_iterations = 1`, one optimiser step per generation
-//! batch); old-policy log-probs, gradient accumulation, schedules, dynamic sampling and
-//! checkpoints come next.
+//! With `num_iterations` μ > 1 the generating policy's log-probs become the old log-probs of μ
+//! updates; with `beta > 0` a frozen reference model (optionally synced every
+//! `ref_model_sync_steps`) supplies the KL term. Gradient accumulation, schedules, dynamic
+//! sampling and checkpoints come next.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -13,7 +15,10 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use r1_model::logprobs::{DEFAULT_CHUNK_ELEMENTS, chunk_rows_for, selective_log_softmax};
 use r1_model::model::read_f32;
-use r1_model::{Batch, CausalLm, GenerationConfig, SamplingParams, Tokenizer, generate};
+use r1_model::weights::Init;
+use r1_model::{
+    Batch, CausalLm, GenerationConfig, SamplingParams, Tokenizer, WeightSource, generate,
+};
 use r1_rewards::{RewardInput, RewardSet};
 use serde_json::Value;
 
@@ -41,6 +46,19 @@ pub struct TrainerConfig {
     pub temperature: f32,
     /// Sampler seed.
     pub seed: u64,
+    /// `num_iterations`: μ policy updates per generation batch (TRL default 1). With μ > 1 the
+    /// log-probs of the generating policy are kept as `old_per_token_logps`.
+    pub num_iterations: usize,
+    /// `sync_ref_model`: move the reference model towards the policy every
+    /// `ref_model_sync_steps` steps (TRL default false; R1 resets it every 400 steps).
+    pub sync_ref_model: bool,
+    /// `ref_model_mixup_alpha`: `ref = alpha * policy + (1 - alpha) * ref` (TRL default 0.6;
+    /// 1.0 is a reset).
+    pub ref_model_mixup_alpha: f64,
+    /// `ref_model_sync_steps` (TRL default 512).
+    pub ref_model_sync_steps: u64,
+    /// Append one JSON line of metrics per step to this file.
+    pub metrics_path: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainerConfig {
@@ -54,6 +72,11 @@ impl Default for TrainerConfig {
             adam_epsilon: 1e-8,
             temperature: 1.0,
             seed: 0,
+            num_iterations: 1,
+            sync_ref_model: false,
+            ref_model_mixup_alpha: 0.6,
+            ref_model_sync_steps: 512,
+            metrics_path: None,
         }
     }
 }
@@ -137,9 +160,33 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
     total
 }
 
-/// The GRPO learner: a policy on an autodiff device, its optimiser and the rewards.
+/// Weights by Hugging Face name, as a [`WeightSource`] (to rebuild a reference model).
+struct NamedSource(HashMap<String, Vec<f32>>);
+
+impl WeightSource for NamedSource {
+    fn take(&mut self, name: &str, _shape: &[usize], _init: Init) -> r1_model::Result<Vec<f32>> {
+        self.0
+            .remove(name)
+            .ok_or_else(|| r1_model::ModelError::MissingTensor {
+                folder: "<policy>".into(),
+                name: name.to_string(),
+            })
+    }
+}
+
+/// One generation batch, scored, laid out for the loss (completions right-aligned).
+struct Rollout {
+    batch: Batch,
+    cmax: usize,
+    mask: Vec<f32>,
+    advantages: Vec<f32>,
+}
+
+/// The GRPO learner: a policy on an autodiff device, its optimiser, the reference model and
+/// the rewards.
 pub struct GrpoTrainer {
     model: Option<CausalLm>,
+    reference: Option<CausalLm>,
     optim: ModuleOptimizer,
     config: TrainerConfig,
     rewards: RewardSet,
@@ -157,8 +204,13 @@ impl std::fmt::Debug for GrpoTrainer {
     }
 }
 
+fn backend(e: impl std::fmt::Display) -> GrpoError {
+    GrpoError::Backend(e.to_string())
+}
+
 impl GrpoTrainer {
-    /// A trainer for `model` (on an autodiff device).
+    /// A trainer for `model` (on an autodiff device). With `beta > 0` the reference model is a
+    /// frozen snapshot of `model` as given.
     pub fn new(
         model: CausalLm,
         config: TrainerConfig,
@@ -168,10 +220,22 @@ impl GrpoTrainer {
         pad_token_id: u32,
     ) -> Result<Self> {
         config.loss.validate()?;
-        if config.loss.beta != 0.0 {
+        if config.num_iterations == 0 {
             return Err(GrpoError::Config {
-                field: "beta".into(),
-                message: "this first trainer has no reference model yet: use beta = 0".into(),
+                field: "num_iterations".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&config.ref_model_mixup_alpha) {
+            return Err(GrpoError::Config {
+                field: "ref_model_mixup_alpha".into(),
+                message: "must be in [0, 1]".into(),
+            });
+        }
+        if config.sync_ref_model && config.loss.beta == 0.0 {
+            return Err(GrpoError::Config {
+                field: "sync_ref_model".into(),
+                message: "there is no reference model to sync with beta = 0".into(),
             });
         }
         let optim = AdamWConfig::new()
@@ -180,8 +244,12 @@ impl GrpoTrainer {
             .with_epsilon(config.adam_epsilon)
             .with_weight_decay(config.weight_decay)
             .init();
+        // `valid()` keeps the current tensors; the optimiser replaces the policy's, so the
+        // snapshot stays as it was.
+        let reference = (config.loss.beta != 0.0).then(|| model.valid());
         Ok(Self {
             model: Some(model),
+            reference,
             optim,
             config,
             rewards,
@@ -199,37 +267,118 @@ impl GrpoTrainer {
             .ok_or_else(|| GrpoError::Backend("the model was lost in a failed step".into()))
     }
 
-    /// Generates, scores and updates once on `prompts`.
+    /// Optimiser steps taken.
+    pub fn global_step(&self) -> u64 {
+        self.step
+    }
+
+    /// Generates, scores and updates (`num_iterations` times) on `prompts`.
     pub fn step(&mut self, prompts: &[Prompt]) -> Result<StepMetrics> {
         let _span = tracing::info_span!("grpo_step", step = self.step).entered();
-        let g = self.config.loss.num_generations;
-        let model = self
+        let mut model = self
             .model
             .take()
             .ok_or_else(|| GrpoError::Backend("no model".into()))?;
-        let result = self.step_inner(&model, prompts, g);
-        let (metrics, grads) = match result {
+        let result = self.rollout(&model, prompts);
+        let (mut metrics, rollout) = match result {
             Ok(x) => x,
             Err(e) => {
                 self.model = Some(model);
                 return Err(e);
             }
         };
-        let started = Instant::now();
-        let model = self.optim.step(self.config.learning_rate, model, grads);
+        let t2 = Instant::now();
+        let old = if self.config.num_iterations > 1 {
+            let _s = tracing::debug_span!("old_logprob").entered();
+            Some(self.host_logps(&model.valid(), &rollout)?)
+        } else {
+            None
+        };
+        let reference = match &self.reference {
+            Some(r) => {
+                let _s = tracing::debug_span!("ref_logprob").entered();
+                Some(self.host_logps(r, &rollout)?)
+            }
+            None => None,
+        };
+        for _ in 0..self.config.num_iterations {
+            let _s = tracing::debug_span!("update").entered();
+            match self.loss_and_grads(&model, &rollout, old.as_deref(), reference.as_deref()) {
+                Ok((loss, loss_metrics, grad_norm, grads)) => {
+                    metrics.loss = loss;
+                    metrics.loss_metrics = loss_metrics;
+                    metrics.grad_norm = grad_norm;
+                    model = self.optim.step(self.config.learning_rate, model, grads);
+                    self.step += 1;
+                }
+                Err(e) => {
+                    self.model = Some(model);
+                    return Err(e);
+                }
+            }
+        }
+        metrics.seconds.2 = t2.elapsed().as_secs_f64();
+        if self.config.sync_ref_model
+            && self
+                .step
+                .is_multiple_of(self.config.ref_model_sync_steps.max(1))
+        {
+            self.sync_reference(&model)?;
+        }
         self.model = Some(model);
-        self.step += 1;
-        let mut metrics = metrics;
-        metrics.seconds.2 += started.elapsed().as_secs_f64();
+        if let Some(path) = &self.config.metrics_path {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+            writeln!(f, "{}", metrics.to_json(self.step))
+                .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+        }
         Ok(metrics)
     }
 
-    fn step_inner(
-        &self,
-        model: &CausalLm,
-        prompts: &[Prompt],
-        g: usize,
-    ) -> Result<(StepMetrics, GradientsParams)> {
+    fn sync_reference(&mut self, policy: &CausalLm) -> Result<()> {
+        let _s = tracing::info_span!("sync_ref_model", step = self.step).entered();
+        let alpha = self.config.ref_model_mixup_alpha;
+        let Some(reference) = &self.reference else {
+            return Ok(());
+        };
+        let mut mixed: HashMap<String, Vec<f32>> = HashMap::new();
+        let ref_weights: HashMap<String, Vec<f32>> = reference
+            .named_weights()
+            .map_err(backend)?
+            .into_iter()
+            .map(|w| (w.name, w.values))
+            .collect();
+        for w in policy.named_weights().map_err(backend)? {
+            let old = ref_weights
+                .get(&w.name)
+                .ok_or_else(|| backend(format!("reference lacks {}", w.name)))?;
+            let values = w
+                .values
+                .iter()
+                .zip(old)
+                .map(|(p, r)| (alpha * *p as f64 + (1.0 - alpha) * *r as f64) as f32)
+                .collect();
+            mixed.insert(w.name, values);
+        }
+        let device = reference.device();
+        self.reference = Some(
+            CausalLm::from_source(
+                policy.config(),
+                &mut NamedSource(mixed),
+                policy.dtype(),
+                &device,
+            )
+            .map_err(backend)?,
+        );
+        Ok(())
+    }
+
+    fn rollout(&self, model: &CausalLm, prompts: &[Prompt]) -> Result<(StepMetrics, Rollout)> {
+        let g = self.config.loss.num_generations;
         let mut metrics = StepMetrics::default();
         // 1. rollouts, without autodiff, on the same weights
         let t0 = Instant::now();
@@ -253,12 +402,15 @@ impl GrpoTrainer {
             pad_token_id: self.pad_token_id,
             ..GenerationConfig::default()
         };
-        let samples = generate(&engine, &prompt_ids, &rollout, self.tokenizer.as_ref())
-            .map_err(|e| GrpoError::Backend(e.to_string()))?;
+        let samples = {
+            let _s = tracing::debug_span!("generate").entered();
+            generate(&engine, &prompt_ids, &rollout, self.tokenizer.as_ref()).map_err(backend)?
+        };
         metrics.seconds.0 = t0.elapsed().as_secs_f64();
 
         // 2. rewards
         let t1 = Instant::now();
+        let _s = tracing::debug_span!("reward").entered();
         let inputs: Vec<RewardInput> = rows
             .iter()
             .zip(&samples)
@@ -331,8 +483,7 @@ impl GrpoTrainer {
         );
         metrics.seconds.1 = t1.elapsed().as_secs_f64();
 
-        // 3. policy log-probs under autodiff, the loss and its gradients
-        let t2 = Instant::now();
+        // 3. the batch the loss sees: completions right-aligned under a mask
         let cmax = lens.iter().copied().max().unwrap_or(0);
         if cmax == 0 {
             return Err(GrpoError::Shape("every completion is empty".into()));
@@ -348,65 +499,144 @@ impl GrpoTrainer {
             })
             .collect();
         let batch = Batch::left_padded(&sequences, self.pad_token_id);
-        let (b, t) = (batch.batch, batch.seq);
-        let device = model.device();
-        let hidden = model
-            .forward_hidden(&batch, &vec![0; b], None)
-            .map_err(|e| GrpoError::Backend(e.to_string()))?;
-        let hs = hidden.dims()[2];
-        // Completions end at the right edge: position t-1-cmax+j predicts token t-cmax+j.
-        let hidden = hidden.slice([0..b, t - 1 - cmax..t - 1, 0..hs]);
-        let targets: Vec<i64> = (0..b)
-            .flat_map(|r| {
-                batch.ids[r * t + t - cmax..(r + 1) * t]
-                    .iter()
-                    .map(|&i| i as i64)
-            })
-            .collect();
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, cmax]), &device);
-        let chunk = chunk_rows_for(model.config().vocab_size, DEFAULT_CHUNK_ELEMENTS);
-        let (logps, entropies) =
-            selective_log_softmax(model, hidden, targets, self.config.temperature, chunk, true);
         let mask: Vec<f32> = lens
             .iter()
             .flat_map(|&l| (0..cmax).map(move |j| if j >= cmax - l { 1.0 } else { 0.0 }))
             .collect();
-        let num_items: f32 = mask.iter().sum();
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, cmax]), (&device, DType::F32));
+        Ok((
+            metrics,
+            Rollout {
+                batch,
+                cmax,
+                mask,
+                advantages,
+            },
+        ))
+    }
+
+    /// Per-token log-probs and entropies of the rollout's completions under `model`.
+    fn logps(&self, model: &CausalLm, r: &Rollout) -> Result<(Tensor<2>, Option<Tensor<2>>)> {
+        let (b, t) = (r.batch.batch, r.batch.seq);
+        let device = model.device();
+        let hidden = model
+            .forward_hidden(&r.batch, &vec![0; b], None)
+            .map_err(backend)?;
+        let hs = hidden.dims()[2];
+        // Completions end at the right edge: position t-1-cmax+j predicts token t-cmax+j.
+        let hidden = hidden.slice([0..b, t - 1 - r.cmax..t - 1, 0..hs]);
+        let targets: Vec<i64> = (0..b)
+            .flat_map(|row| {
+                r.batch.ids[row * t + t - r.cmax..(row + 1) * t]
+                    .iter()
+                    .map(|&i| i as i64)
+            })
+            .collect();
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, r.cmax]), &device);
+        let chunk = chunk_rows_for(model.config().vocab_size, DEFAULT_CHUNK_ELEMENTS);
+        Ok(selective_log_softmax(
+            model,
+            hidden,
+            targets,
+            self.config.temperature,
+            chunk,
+            true,
+        ))
+    }
+
+    fn host_logps(&self, model: &CausalLm, r: &Rollout) -> Result<Vec<f32>> {
+        let (lp, _) = self.logps(model, r)?;
+        read_f32(lp).map_err(backend)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn loss_and_grads(
+        &self,
+        model: &CausalLm,
+        r: &Rollout,
+        old: Option<&[f32]>,
+        reference: Option<&[f32]>,
+    ) -> Result<(f64, Vec<(String, f64)>, f64, GradientsParams)> {
+        let b = r.batch.batch;
+        let device = model.device();
+        let (logps, entropies) = self.logps(model, r)?;
+        let on_device = |v: &[f32]| {
+            Tensor::<2>::from_data(
+                TensorData::new(v.to_vec(), [b, r.cmax]),
+                (&device, DType::F32),
+            )
+        };
+        let num_items: f32 = r.mask.iter().sum();
         let out = policy_loss(
             &self.config.loss,
             LossInputs {
                 per_token_logps: logps,
-                old_per_token_logps: None,
-                ref_per_token_logps: None,
-                advantages: Tensor::from_data(TensorData::new(advantages, [b]), &device),
-                completion_mask: mask,
+                old_per_token_logps: old.map(on_device),
+                ref_per_token_logps: reference.map(on_device),
+                advantages: Tensor::from_data(TensorData::new(r.advantages.clone(), [b]), &device),
+                completion_mask: on_device(&r.mask),
                 entropies: entropies.map(|e| e.detach()),
                 num_items_in_batch: num_items,
                 gradient_accumulation_steps: 1,
                 steps_per_generation: 1,
             },
         )?;
-        let loss_value =
-            read_f32(out.loss.clone()).map_err(|e| GrpoError::Backend(e.to_string()))?;
-        let loss_value = loss_value.first().copied().unwrap_or(f32::NAN);
-        if !loss_value.is_finite() {
+        let loss = read_f32(out.loss.clone())
+            .map_err(backend)?
+            .first()
+            .copied()
+            .unwrap_or(f32::NAN);
+        if !loss.is_finite() {
             // Stop before the weights are touched.
             return Err(GrpoError::Backend(format!(
-                "the loss is {loss_value}: not updating the weights"
+                "the loss is {loss}: not updating the weights"
             )));
         }
-        metrics.loss = loss_value as f64;
-        metrics.loss_metrics = out.metrics.into_iter().collect();
         let grads = out.loss.backward();
         let mut grads = GradientsParams::from_grads(grads, model);
-        metrics.grad_norm = clip_global_norm(model, &mut grads, self.config.max_grad_norm);
-        if !metrics.grad_norm.is_finite() {
+        let norm = clip_global_norm(model, &mut grads, self.config.max_grad_norm);
+        if !norm.is_finite() {
             return Err(GrpoError::Backend(
                 "the gradient norm is not finite: not updating the weights".into(),
             ));
         }
-        metrics.seconds.2 = t2.elapsed().as_secs_f64();
-        Ok((metrics, grads))
+        Ok((loss as f64, out.metrics.into_iter().collect(), norm, grads))
+    }
+}
+
+impl StepMetrics {
+    /// One JSON object with TRL's metric names.
+    pub fn to_json(&self, step: u64) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("step".into(), step.into());
+        m.insert("reward".into(), self.reward.into());
+        m.insert("reward_std".into(), self.reward_std.into());
+        m.insert(
+            "frac_reward_zero_std".into(),
+            self.frac_reward_zero_std.into(),
+        );
+        for (name, v) in &self.rewards {
+            m.insert(format!("rewards/{name}/mean"), (*v).into());
+        }
+        m.insert("loss".into(), self.loss.into());
+        m.insert("grad_norm".into(), self.grad_norm.into());
+        for (name, v) in &self.loss_metrics {
+            m.insert(name.clone(), (*v).into());
+        }
+        m.insert(
+            "completions/mean_length".into(),
+            self.completion_length.0.into(),
+        );
+        m.insert(
+            "completions/min_length".into(),
+            self.completion_length.1.into(),
+        );
+        m.insert(
+            "completions/max_length".into(),
+            self.completion_length.2.into(),
+        );
+        m.insert("time/generate".into(), self.seconds.0.into());
+        m.insert("time/reward".into(), self.seconds.1.into());
+        m.insert("time/update".into(), self.seconds.2.into());
+        Value::Object(m)
     }
 }

@@ -9,6 +9,108 @@ use r1_grpo::{GrpoTrainer, LossConfig, LossType, Prompt, TrainerConfig};
 use r1_model::Pretrained;
 use r1_rewards::{RewardSet, per_item};
 
+fn toy_reward(vocab: u64) -> RewardSet {
+    let mut rewards = RewardSet::new();
+    rewards.push(
+        "low_half",
+        1.0,
+        per_item(move |i| {
+            let ids = i.metadata.get("completion_ids")?.as_array()?;
+            if ids.is_empty() {
+                return Some(0.0);
+            }
+            let low = ids
+                .iter()
+                .filter(|t| t.as_u64().is_some_and(|t| t < vocab / 2))
+                .count();
+            Some(low as f32 / ids.len() as f32)
+        }),
+    );
+    rewards
+}
+
+fn tiny() -> r1_model::Pretrained {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../r1-model/tests/fixtures/models/qwen2-tied");
+    Pretrained::load(&dir, Some(DType::F32), &Device::default().autodiff()).expect("tiny model")
+}
+
+fn prompts() -> Vec<Prompt> {
+    (0..8u32)
+        .map(|i| Prompt {
+            ids: vec![1 + i, 40 + 3 * i, 200 + i, 7],
+            ..Prompt::default()
+        })
+        .collect()
+}
+
+#[test]
+fn off_policy_updates_with_a_reference_model_and_metrics_file() {
+    let p = tiny();
+    let vocab = p.model.config().vocab_size as u64;
+    let path = std::env::temp_dir().join(format!("r1-grpo-metrics-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let config = TrainerConfig {
+        loss: LossConfig {
+            loss_type: LossType::Dapo,
+            beta: 0.04,
+            num_generations: 4,
+            max_completion_length: 6,
+            epsilon_high: Some(0.28),
+            ..LossConfig::default()
+        },
+        learning_rate: 3e-3,
+        num_iterations: 2,
+        sync_ref_model: true,
+        ref_model_mixup_alpha: 0.5,
+        ref_model_sync_steps: 2,
+        metrics_path: Some(path.clone()),
+        seed: 3,
+        ..TrainerConfig::default()
+    };
+    let pad = p.pad_token_id();
+    let mut trainer = GrpoTrainer::new(p.model, config, toy_reward(vocab), None, Vec::new(), pad)
+        .expect("trainer");
+    for _ in 0..3 {
+        let m = trainer.step(&prompts()).expect("step");
+        let get = |k: &str| m.loss_metrics.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        let kl = get("kl").expect("kl is logged with beta > 0");
+        assert!(kl.is_finite() && kl >= 0.0);
+        assert!(get("clip_ratio/region_mean").is_some());
+    }
+    assert_eq!(trainer.global_step(), 6, "two updates per generation batch");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .expect("metrics file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for key in [
+        "reward",
+        "reward_std",
+        "frac_reward_zero_std",
+        "rewards/low_half/mean",
+        "kl",
+        "grad_norm",
+        "completions/mean_length",
+    ] {
+        assert!(
+            lines[2].get(key).is_some(),
+            "{key} missing from {}",
+            lines[2]
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+    // Bad combinations are refused with the field's name.
+    let bad = TrainerConfig {
+        sync_ref_model: true,
+        ..TrainerConfig::default()
+    };
+    let e = GrpoTrainer::new(tiny().model, bad, toy_reward(vocab), None, Vec::new(), 0)
+        .expect_err("no reference");
+    assert!(e.to_string().contains("sync_ref_model"), "{e}");
+}
+
 fn run(learning_rate: f64, steps: usize) -> Vec<f64> {
     let dir =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../r1-model/tests/fixtures/models/qwen2-tied");
