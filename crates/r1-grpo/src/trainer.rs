@@ -10,15 +10,16 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use r1_model::logprobs::{DEFAULT_CHUNK_ELEMENTS, chunk_rows_for, selective_log_softmax};
 use r1_model::model::read_f32;
-use r1_model::weights::Init;
+use r1_model::weights::{Init, SafetensorsWeights};
 use r1_model::{
     Batch, CausalLm, GenerationConfig, SamplingParams, Tokenizer, WeightSource, generate,
 };
+use r1_model::{GenerationDefaults, ModelConfig, save_pretrained};
 use r1_rewards::{RewardInput, RewardSet};
 use serde_json::Value;
 
@@ -160,6 +161,44 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
     total
 }
 
+struct CollectIds(Vec<u64>);
+
+impl ModuleVisitor for CollectIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id.val());
+    }
+}
+
+/// Gives a freshly loaded model the parameter ids of the run it resumes, in visiting order, so
+/// that the optimiser state (keyed by id) applies to the same tensors.
+struct AssignIds {
+    ids: Vec<u64>,
+    next: usize,
+}
+
+impl ModuleMapper for AssignIds {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, value, mapper) = param.consume();
+        let id = self.ids.get(self.next).map_or(id, |v| ParamId::from(*v));
+        self.next += 1;
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+fn io(path: &std::path::Path, e: impl std::fmt::Display) -> GrpoError {
+    GrpoError::Backend(format!("{}: {e}", path.display()))
+}
+
+fn load_folder(folder: &std::path::Path, device: &burn::tensor::Device) -> Result<CausalLm> {
+    let config = ModelConfig::from_file(folder.join("config.json")).map_err(backend)?;
+    let mut weights = SafetensorsWeights::open(folder).map_err(backend)?;
+    let dtype = match config.torch_dtype.as_deref() {
+        Some(d) => r1_model::parse_dtype(d).map_err(backend)?,
+        None => DType::F32,
+    };
+    CausalLm::from_source(&config, &mut weights, dtype, device).map_err(backend)
+}
+
 /// Weights by Hugging Face name, as a [`WeightSource`] (to rebuild a reference model).
 struct NamedSource(HashMap<String, Vec<f32>>);
 
@@ -270,6 +309,127 @@ impl GrpoTrainer {
     /// Optimiser steps taken.
     pub fn global_step(&self) -> u64 {
         self.step
+    }
+
+    /// Writes a checkpoint folder: `policy/` and `reference/` (Hugging Face folders, in the
+    /// models' dtypes, so nothing is rounded), `optimizer.bpk` (AdamW moments) and
+    /// `trainer_state.json` (step, the caller's data cursor, parameter ids). The folder is
+    /// written under a temporary name and renamed into place, so a crash leaves either the
+    /// previous checkpoint or the new one, never half of one.
+    pub fn save_checkpoint(&self, dir: &std::path::Path, data_cursor: u64) -> Result<()> {
+        let _s = tracing::info_span!("checkpoint", step = self.step).entered();
+        let model = self.model()?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "checkpoint".into());
+        let parent = dir.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let defaults = GenerationDefaults::default();
+        save_pretrained(
+            model,
+            self.tokenizer.as_ref(),
+            &defaults,
+            &tmp.join("policy"),
+            None,
+        )
+        .map_err(backend)?;
+        if let Some(r) = &self.reference {
+            save_pretrained(r, None, &defaults, &tmp.join("reference"), None).map_err(backend)?;
+        }
+        let bytes = self
+            .optim
+            .into_bytes()
+            .map_err(|e| backend(format!("optimizer state: {e:?}")))?;
+        std::fs::write(tmp.join("optimizer.bpk"), &bytes[..]).map_err(|e| io(&tmp, e))?;
+        let mut ids = CollectIds(Vec::new());
+        model.visit(&mut ids);
+        let state = serde_json::json!({
+            "global_step": self.step,
+            "data_cursor": data_cursor,
+            "param_ids": ids.0,
+            "format": 1,
+        });
+        std::fs::write(tmp.join("trainer_state.json"), state.to_string())
+            .map_err(|e| io(&tmp, e))?;
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    }
+
+    /// Resumes from [`GrpoTrainer::save_checkpoint`]'s folder on `device` (autodiff); returns
+    /// the trainer and the data cursor that was saved. The run continues exactly as the
+    /// uninterrupted one: same weights, optimiser moments, step and sampler streams.
+    pub fn resume(
+        dir: &std::path::Path,
+        config: TrainerConfig,
+        rewards: RewardSet,
+        tokenizer: Option<Tokenizer>,
+        eos_token_ids: Vec<u32>,
+        pad_token_id: u32,
+        device: &burn::tensor::Device,
+    ) -> Result<(Self, u64)> {
+        let state_path = dir.join("trainer_state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
+        let state: Value = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
+        let field = |k: &str| {
+            state
+                .get(k)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| io(&state_path, format!("missing `{k}`")))
+        };
+        let (step, cursor) = (field("global_step")?, field("data_cursor")?);
+        let ids: Vec<u64> = state
+            .get("param_ids")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .ok_or_else(|| io(&state_path, "missing `param_ids`"))?;
+        let model = load_folder(&dir.join("policy"), device)?;
+        let mut check = CollectIds(Vec::new());
+        model.visit(&mut check);
+        if check.0.len() != ids.len() {
+            return Err(io(
+                &state_path,
+                format!(
+                    "{} parameter ids for a model with {}",
+                    ids.len(),
+                    check.0.len()
+                ),
+            ));
+        }
+        let model = model.map(&mut AssignIds { ids, next: 0 });
+        let mut trainer = Self::new(
+            model,
+            config,
+            rewards,
+            tokenizer,
+            eos_token_ids,
+            pad_token_id,
+        )?;
+        let ref_dir = dir.join("reference");
+        if trainer.reference.is_some() {
+            if !ref_dir.exists() {
+                return Err(io(
+                    &ref_dir,
+                    "the checkpoint has no reference model but beta > 0",
+                ));
+            }
+            trainer.reference = Some(load_folder(&ref_dir, &device.clone().without_autodiff())?);
+        }
+        let opt_path = dir.join("optimizer.bpk");
+        let bytes = std::fs::read(&opt_path).map_err(|e| io(&opt_path, e))?;
+        let optim = std::mem::replace(&mut trainer.optim, AdamWConfig::new().init());
+        trainer.optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| io(&opt_path, format!("{e:?}")))?;
+        trainer.step = step;
+        Ok((trainer, cursor))
     }
 
     /// Generates, scores and updates (`num_iterations` times) on `prompts`.

@@ -185,3 +185,97 @@ fn grpo_raises_a_toy_reward() {
     );
     assert!(last > frozen.iter().cloned().fold(0.0, f64::max) + 0.1);
 }
+
+fn resume_config() -> TrainerConfig {
+    TrainerConfig {
+        loss: LossConfig {
+            loss_type: LossType::Grpo,
+            beta: 0.04,
+            num_generations: 4,
+            max_completion_length: 6,
+            ..LossConfig::default()
+        },
+        learning_rate: 2e-3,
+        sync_ref_model: true,
+        ref_model_mixup_alpha: 0.5,
+        ref_model_sync_steps: 1,
+        seed: 11,
+        ..TrainerConfig::default()
+    }
+}
+
+fn weights(t: &GrpoTrainer) -> Vec<Vec<f32>> {
+    t.model()
+        .expect("model")
+        .named_weights()
+        .expect("weights")
+        .into_iter()
+        .map(|w| w.values)
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_continues_exactly_as_the_uninterrupted_one() {
+    let vocab = tiny().model.config().vocab_size as u64;
+    let pad = tiny().pad_token_id();
+    let device = Device::default().autodiff();
+    let new = || {
+        GrpoTrainer::new(
+            tiny().model,
+            resume_config(),
+            toy_reward(vocab),
+            None,
+            Vec::new(),
+            pad,
+        )
+        .expect("trainer")
+    };
+
+    let mut straight = new();
+    let mut rewards_straight = Vec::new();
+    for _ in 0..4 {
+        rewards_straight.push(straight.step(&prompts()).expect("step").reward);
+    }
+
+    let dir = std::env::temp_dir().join(format!("r1-grpo-ckpt-{}", std::process::id()));
+    let mut first = new();
+    let mut rewards_resumed = Vec::new();
+    for _ in 0..2 {
+        rewards_resumed.push(first.step(&prompts()).expect("step").reward);
+    }
+    first.save_checkpoint(&dir, 42).expect("save");
+    first
+        .save_checkpoint(&dir, 42)
+        .expect("overwrite an existing checkpoint");
+    drop(first);
+    for f in [
+        "policy/model.safetensors",
+        "policy/config.json",
+        "reference/model.safetensors",
+        "optimizer.bpk",
+        "trainer_state.json",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    let (mut resumed, cursor) = GrpoTrainer::resume(
+        &dir,
+        resume_config(),
+        toy_reward(vocab),
+        None,
+        Vec::new(),
+        pad,
+        &device,
+    )
+    .expect("resume");
+    assert_eq!((cursor, resumed.global_step()), (42, 2));
+    for _ in 0..2 {
+        rewards_resumed.push(resumed.step(&prompts()).expect("step").reward);
+    }
+    assert_eq!(rewards_resumed, rewards_straight);
+    assert_eq!(
+        weights(&resumed),
+        weights(&straight),
+        "weights after 4 steps differ"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
