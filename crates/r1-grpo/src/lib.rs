@@ -23,4 +23,7 @@ pub use advantages::compute_advantages;
 pub use config::{Aggregation, ImportanceSamplingLevel, LossConfig, LossType, ScaleRewards};
 pub use error::{GrpoError, Result};
 pub use loss::{LossInputs, LossOutput, policy_loss};
-pub use trainer::{GrpoTrainer, Prompt, StepMetrics, TrainerConfig, clip_global_norm};
+pub use trainer::{
+    GrpoTrainer, Prompt, StepMetrics, TrainerConfig, clip_global_norm, completion_logprobs,
+    right_aligned,
+};

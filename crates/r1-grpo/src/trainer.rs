@@ -676,31 +676,7 @@ impl GrpoTrainer {
 
     /// Per-token log-probs and entropies of the rollout's completions under `model`.
     fn logps(&self, model: &CausalLm, r: &Rollout) -> Result<(Tensor<2>, Option<Tensor<2>>)> {
-        let (b, t) = (r.batch.batch, r.batch.seq);
-        let device = model.device();
-        let hidden = model
-            .forward_hidden(&r.batch, &vec![0; b], None)
-            .map_err(backend)?;
-        let hs = hidden.dims()[2];
-        // Completions end at the right edge: position t-1-cmax+j predicts token t-cmax+j.
-        let hidden = hidden.slice([0..b, t - 1 - r.cmax..t - 1, 0..hs]);
-        let targets: Vec<i64> = (0..b)
-            .flat_map(|row| {
-                r.batch.ids[row * t + t - r.cmax..(row + 1) * t]
-                    .iter()
-                    .map(|&i| i as i64)
-            })
-            .collect();
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, r.cmax]), &device);
-        let chunk = chunk_rows_for(model.config().vocab_size, DEFAULT_CHUNK_ELEMENTS);
-        Ok(selective_log_softmax(
-            model,
-            hidden,
-            targets,
-            self.config.temperature,
-            chunk,
-            true,
-        ))
+        completion_logprobs(model, &r.batch, r.cmax, self.config.temperature)
     }
 
     fn host_logps(&self, model: &CausalLm, r: &Rollout) -> Result<Vec<f32>> {
@@ -761,6 +737,71 @@ impl GrpoTrainer {
         }
         Ok((loss as f64, out.metrics.into_iter().collect(), norm, grads))
     }
+}
+
+/// Lays out prompt + completion pairs for the loss: whole sequences left-padded, so completions
+/// end at the right edge; returns the batch, the longest completion `cmax` and the
+/// `[batch, cmax]` completion mask (1 on each row's last `len` columns).
+pub fn right_aligned(
+    prompts: &[Vec<u32>],
+    completions: &[Vec<u32>],
+    pad_token_id: u32,
+) -> (Batch, usize, Vec<f32>) {
+    let cmax = completions.iter().map(Vec::len).max().unwrap_or(0);
+    let sequences: Vec<Vec<u32>> = prompts
+        .iter()
+        .zip(completions)
+        .map(|(p, c)| p.iter().chain(c).copied().collect())
+        .collect();
+    let batch = Batch::left_padded(&sequences, pad_token_id);
+    let mask = completions
+        .iter()
+        .flat_map(|c| (0..cmax).map(move |j| if j >= cmax - c.len() { 1.0 } else { 0.0 }))
+        .collect();
+    (batch, cmax, mask)
+}
+
+/// Per-token log-probs (and entropies) of the last `cmax` tokens of each row of a
+/// [`right_aligned`] batch, at `temperature`, computed in chunks (tracked under autodiff).
+///
+/// # Shapes
+/// returns (`[batch, cmax]`, `Option<[batch, cmax]>`)
+pub fn completion_logprobs(
+    model: &CausalLm,
+    batch: &Batch,
+    cmax: usize,
+    temperature: f32,
+) -> Result<(Tensor<2>, Option<Tensor<2>>)> {
+    let (b, t) = (batch.batch, batch.seq);
+    if cmax == 0 || cmax >= t {
+        return Err(GrpoError::Shape(format!(
+            "{cmax} completion tokens in sequences of {t}"
+        )));
+    }
+    let device = model.device();
+    let hidden = model
+        .forward_hidden(batch, &vec![0; b], None)
+        .map_err(backend)?;
+    let hs = hidden.dims()[2];
+    // Completions end at the right edge: position t-1-cmax+j predicts token t-cmax+j.
+    let hidden = hidden.slice([0..b, t - 1 - cmax..t - 1, 0..hs]);
+    let targets: Vec<i64> = (0..b)
+        .flat_map(|row| {
+            batch.ids[row * t + t - cmax..(row + 1) * t]
+                .iter()
+                .map(|&i| i as i64)
+        })
+        .collect();
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, cmax]), &device);
+    let chunk = chunk_rows_for(model.config().vocab_size, DEFAULT_CHUNK_ELEMENTS);
+    Ok(selective_log_softmax(
+        model,
+        hidden,
+        targets,
+        temperature,
+        chunk,
+        true,
+    ))
 }
 
 impl StepMetrics {
