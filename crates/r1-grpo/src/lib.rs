@@ -17,12 +17,14 @@ pub mod advantages;
 pub mod config;
 pub mod error;
 pub mod loss;
+pub mod schedule;
 pub mod trainer;
 
 pub use advantages::compute_advantages;
 pub use config::{Aggregation, ImportanceSamplingLevel, LossConfig, LossType, ScaleRewards};
 pub use error::{GrpoError, Result};
 pub use loss::{LossInputs, LossOutput, policy_loss};
+pub use schedule::{LrSchedule, learning_rate};
 pub use trainer::{
     GrpoTrainer, Prompt, StepMetrics, TrainerConfig, clip_global_norm, completion_logprobs,
     right_aligned,

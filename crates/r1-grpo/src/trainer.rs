@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use r1_model::logprobs::{DEFAULT_CHUNK_ELEMENTS, chunk_rows_for, selective_log_softmax};
 use r1_model::model::read_f32;
@@ -60,6 +60,15 @@ pub struct TrainerConfig {
     pub ref_model_sync_steps: u64,
     /// Append one JSON line of metrics per step to this file.
     pub metrics_path: Option<std::path::PathBuf>,
+    /// `gradient_accumulation_steps`: the generation batch is split into this many micro-batches
+    /// whose gradients are summed before one optimiser step (default 1).
+    pub gradient_accumulation_steps: usize,
+    /// `lr_scheduler_type` (default constant; transformers' default is linear).
+    pub lr_scheduler_type: crate::schedule::LrSchedule,
+    /// `warmup_steps` (default 0).
+    pub warmup_steps: u64,
+    /// `max_steps`: the optimiser steps the linear and cosine schedules decay over.
+    pub max_steps: u64,
 }
 
 impl Default for TrainerConfig {
@@ -78,6 +87,10 @@ impl Default for TrainerConfig {
             ref_model_mixup_alpha: 0.6,
             ref_model_sync_steps: 512,
             metrics_path: None,
+            gradient_accumulation_steps: 1,
+            lr_scheduler_type: crate::schedule::LrSchedule::Constant,
+            warmup_steps: 0,
+            max_steps: 0,
         }
     }
 }
@@ -110,6 +123,8 @@ pub struct StepMetrics {
     pub loss: f64,
     /// `grad_norm` before clipping.
     pub grad_norm: f64,
+    /// `learning_rate` of the (last) optimiser step.
+    pub learning_rate: f64,
     /// Loss metrics (kl, entropy, clip ratios).
     pub loss_metrics: Vec<(String, f64)>,
     /// `completions/mean_length`, min, max.
@@ -199,6 +214,9 @@ fn load_folder(folder: &std::path::Path, device: &burn::tensor::Device) -> Resul
     CausalLm::from_source(&config, &mut weights, dtype, device).map_err(backend)
 }
 
+/// One micro-batch's loss, its metrics and its gradients.
+type MicroStep = (f64, Vec<(String, f64)>, GradientsParams);
+
 /// Weights by Hugging Face name, as a [`WeightSource`] (to rebuild a reference model).
 struct NamedSource(HashMap<String, Vec<f32>>);
 
@@ -219,6 +237,25 @@ struct Rollout {
     cmax: usize,
     mask: Vec<f32>,
     advantages: Vec<f32>,
+    prompts: Vec<Vec<u32>>,
+    completions: Vec<Vec<u32>>,
+}
+
+impl Rollout {
+    /// Rows `range` as their own rollout (a micro-batch).
+    fn rows(&self, range: std::ops::Range<usize>, pad: u32) -> Rollout {
+        let prompts = self.prompts[range.clone()].to_vec();
+        let completions = self.completions[range.clone()].to_vec();
+        let (batch, cmax, mask) = right_aligned(&prompts, &completions, pad);
+        Rollout {
+            batch,
+            cmax,
+            mask,
+            advantages: self.advantages[range].to_vec(),
+            prompts,
+            completions,
+        }
+    }
 }
 
 /// The GRPO learner: a policy on an autodiff device, its optimiser, the reference model and
@@ -461,21 +498,72 @@ impl GrpoTrainer {
             }
             None => None,
         };
+        let ga = self.config.gradient_accumulation_steps.max(1);
+        let rows = rollout.advantages.len();
+        let micro = rows.div_ceil(ga);
+        let total_tokens: f32 = rollout.mask.iter().sum();
         for _ in 0..self.config.num_iterations {
             let _s = tracing::debug_span!("update").entered();
-            match self.loss_and_grads(&model, &rollout, old.as_deref(), reference.as_deref()) {
-                Ok((loss, loss_metrics, grad_norm, grads)) => {
-                    metrics.loss = loss;
-                    metrics.loss_metrics = loss_metrics;
-                    metrics.grad_norm = grad_norm;
-                    model = self.optim.step(self.config.learning_rate, model, grads);
-                    self.step += 1;
+            let mut accumulated = GradientsAccumulator::<CausalLm>::new();
+            let mut loss_sum = 0.0;
+            let mut loss_metrics = Vec::new();
+            for k in 0..ga {
+                let range = k * micro..((k + 1) * micro).min(rows);
+                if range.is_empty() {
+                    continue;
                 }
-                Err(e) => {
-                    self.model = Some(model);
-                    return Err(e);
+                let part = rollout.rows(range.clone(), self.pad_token_id);
+                let cut = |v: &Option<Vec<f32>>| {
+                    v.as_ref().map(|full| {
+                        realign(
+                            full,
+                            rollout.cmax,
+                            &rollout.completions,
+                            range.clone(),
+                            part.cmax,
+                        )
+                    })
+                };
+                match self.loss_and_grads(
+                    &model,
+                    &part,
+                    cut(&old).as_deref(),
+                    cut(&reference).as_deref(),
+                    ga,
+                    total_tokens,
+                ) {
+                    Ok((loss, m, grads)) => {
+                        loss_sum += loss;
+                        loss_metrics = m;
+                        accumulated.accumulate(&model, grads);
+                    }
+                    Err(e) => {
+                        self.model = Some(model);
+                        return Err(e);
+                    }
                 }
             }
+            let mut grads = accumulated.grads();
+            let norm = clip_global_norm(&model, &mut grads, self.config.max_grad_norm);
+            if !norm.is_finite() {
+                self.model = Some(model);
+                return Err(GrpoError::Backend(
+                    "the gradient norm is not finite: not updating the weights".into(),
+                ));
+            }
+            metrics.loss = loss_sum;
+            metrics.loss_metrics = loss_metrics;
+            metrics.grad_norm = norm;
+            let lr = crate::schedule::learning_rate(
+                self.config.learning_rate,
+                self.step,
+                self.config.warmup_steps,
+                self.config.max_steps,
+                self.config.lr_scheduler_type,
+            );
+            metrics.learning_rate = lr;
+            model = self.optim.step(lr, model, grads);
+            self.step += 1;
         }
         metrics.seconds.2 = t2.elapsed().as_secs_f64();
         if self.config.sync_ref_model
@@ -648,21 +736,9 @@ impl GrpoTrainer {
         if cmax == 0 {
             return Err(GrpoError::Shape("every completion is empty".into()));
         }
-        let sequences: Vec<Vec<u32>> = samples
-            .iter()
-            .map(|s| {
-                s.prompt_ids
-                    .iter()
-                    .chain(&s.completion_ids)
-                    .copied()
-                    .collect()
-            })
-            .collect();
-        let batch = Batch::left_padded(&sequences, self.pad_token_id);
-        let mask: Vec<f32> = lens
-            .iter()
-            .flat_map(|&l| (0..cmax).map(move |j| if j >= cmax - l { 1.0 } else { 0.0 }))
-            .collect();
+        let prompts: Vec<Vec<u32>> = samples.iter().map(|s| s.prompt_ids.clone()).collect();
+        let completions: Vec<Vec<u32>> = samples.iter().map(|s| s.completion_ids.clone()).collect();
+        let (batch, cmax, mask) = right_aligned(&prompts, &completions, self.pad_token_id);
         Ok((
             metrics,
             Rollout {
@@ -670,6 +746,8 @@ impl GrpoTrainer {
                 cmax,
                 mask,
                 advantages,
+                prompts,
+                completions,
             },
         ))
     }
@@ -684,14 +762,15 @@ impl GrpoTrainer {
         read_f32(lp).map_err(backend)
     }
 
-    #[allow(clippy::type_complexity)]
     fn loss_and_grads(
         &self,
         model: &CausalLm,
         r: &Rollout,
         old: Option<&[f32]>,
         reference: Option<&[f32]>,
-    ) -> Result<(f64, Vec<(String, f64)>, f64, GradientsParams)> {
+        accumulation_steps: usize,
+        generation_tokens: f32,
+    ) -> Result<MicroStep> {
         let b = r.batch.batch;
         let device = model.device();
         let (logps, entropies) = self.logps(model, r)?;
@@ -701,7 +780,6 @@ impl GrpoTrainer {
                 (&device, DType::F32),
             )
         };
-        let num_items: f32 = r.mask.iter().sum();
         let out = policy_loss(
             &self.config.loss,
             LossInputs {
@@ -711,9 +789,11 @@ impl GrpoTrainer {
                 advantages: Tensor::from_data(TensorData::new(r.advantages.clone(), [b]), &device),
                 completion_mask: on_device(&r.mask),
                 entropies: entropies.map(|e| e.detach()),
-                num_items_in_batch: num_items,
-                gradient_accumulation_steps: 1,
-                steps_per_generation: 1,
+                // TRL: tokens of the whole generation batch; one generation batch per
+                // optimiser step here (steps_per_generation = gradient_accumulation_steps).
+                num_items_in_batch: generation_tokens,
+                gradient_accumulation_steps: accumulation_steps,
+                steps_per_generation: accumulation_steps,
             },
         )?;
         let loss = read_f32(out.loss.clone())
@@ -727,16 +807,27 @@ impl GrpoTrainer {
                 "the loss is {loss}: not updating the weights"
             )));
         }
-        let grads = out.loss.backward();
-        let mut grads = GradientsParams::from_grads(grads, model);
-        let norm = clip_global_norm(model, &mut grads, self.config.max_grad_norm);
-        if !norm.is_finite() {
-            return Err(GrpoError::Backend(
-                "the gradient norm is not finite: not updating the weights".into(),
-            ));
-        }
-        Ok((loss as f64, out.metrics.into_iter().collect(), norm, grads))
+        let grads = GradientsParams::from_grads(out.loss.backward(), model);
+        Ok((loss as f64, out.metrics.into_iter().collect(), grads))
     }
+}
+
+/// Cuts rows `range` out of a right-aligned `[rows, cmax]` array and re-aligns them to `to`
+/// columns (the micro-batch's longest completion).
+fn realign(
+    full: &[f32],
+    cmax: usize,
+    completions: &[Vec<u32>],
+    range: std::ops::Range<usize>,
+    to: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f32; range.len() * to];
+    for (k, r) in range.enumerate() {
+        let len = completions[r].len();
+        out[k * to + to - len..(k + 1) * to]
+            .copy_from_slice(&full[r * cmax + cmax - len..(r + 1) * cmax]);
+    }
+    out
 }
 
 /// Lays out prompt + completion pairs for the loss: whole sequences left-padded, so completions
@@ -820,6 +911,7 @@ impl StepMetrics {
         }
         m.insert("loss".into(), self.loss.into());
         m.insert("grad_norm".into(), self.grad_norm.into());
+        m.insert("learning_rate".into(), self.learning_rate.into());
         for (name, v) in &self.loss_metrics {
             m.insert(name.clone(), (*v).into());
         }

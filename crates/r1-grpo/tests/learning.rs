@@ -279,3 +279,82 @@ fn a_resumed_run_continues_exactly_as_the_uninterrupted_one() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn gradient_accumulation_matches_one_big_batch_and_warmup_starts_at_zero() {
+    let vocab = tiny().model.config().vocab_size as u64;
+    let pad = tiny().pad_token_id();
+    for loss_type in [LossType::Grpo, LossType::Dapo] {
+        let run = |ga: usize| {
+            let config = TrainerConfig {
+                loss: LossConfig {
+                    loss_type,
+                    num_generations: 4,
+                    max_completion_length: 6,
+                    ..LossConfig::default()
+                },
+                learning_rate: 1e-3,
+                gradient_accumulation_steps: ga,
+                seed: 5,
+                ..TrainerConfig::default()
+            };
+            let mut t = GrpoTrainer::new(
+                tiny().model,
+                config,
+                toy_reward(vocab),
+                None,
+                Vec::new(),
+                pad,
+            )
+            .expect("trainer");
+            let m = t.step(&prompts()).expect("step");
+            (weights(&t), m.grad_norm)
+        };
+        let (one, n1) = run(1);
+        let (two, n2) = run(2);
+        assert!(
+            (n1 - n2).abs() <= 1e-4 * n1,
+            "{loss_type:?}: grad norm {n1} vs {n2}"
+        );
+        let d = one
+            .iter()
+            .flatten()
+            .zip(two.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            d < 1e-5,
+            "{loss_type:?}: weights differ by {d} between 1 and 2 micro-batches"
+        );
+    }
+    // Warm-up: transformers' first step has learning rate 0, so the weights do not move.
+    let config = TrainerConfig {
+        loss: LossConfig {
+            loss_type: LossType::Grpo,
+            num_generations: 4,
+            max_completion_length: 6,
+            ..LossConfig::default()
+        },
+        learning_rate: 1e-2,
+        warmup_steps: 2,
+        max_steps: 10,
+        lr_scheduler_type: r1_grpo::LrSchedule::Cosine,
+        ..TrainerConfig::default()
+    };
+    let mut t = GrpoTrainer::new(
+        tiny().model,
+        config,
+        toy_reward(vocab),
+        None,
+        Vec::new(),
+        pad,
+    )
+    .expect("trainer");
+    let before = weights(&t);
+    let m = t.step(&prompts()).expect("step");
+    assert_eq!(m.learning_rate, 0.0);
+    assert_eq!(weights(&t), before);
+    let m = t.step(&prompts()).expect("step");
+    assert_eq!(m.learning_rate, 5e-3);
+    assert_ne!(weights(&t), before);
+}
