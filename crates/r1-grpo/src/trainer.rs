@@ -69,6 +69,11 @@ pub struct TrainerConfig {
     pub warmup_steps: u64,
     /// `max_steps`: the optimiser steps the linear and cosine schedules decay over.
     pub max_steps: u64,
+    /// DAPO's dynamic sampling: drop groups whose rewards are all equal (they carry no
+    /// advantage) and sample their prompts again, up to `max_sampling_rounds` extra rounds.
+    pub dynamic_sampling: bool,
+    /// Bound on dynamic sampling's extra rounds (default 3).
+    pub max_sampling_rounds: u64,
 }
 
 impl Default for TrainerConfig {
@@ -91,6 +96,8 @@ impl Default for TrainerConfig {
             lr_scheduler_type: crate::schedule::LrSchedule::Constant,
             warmup_steps: 0,
             max_steps: 0,
+            dynamic_sampling: false,
+            max_sampling_rounds: 3,
         }
     }
 }
@@ -131,6 +138,10 @@ pub struct StepMetrics {
     pub completion_length: (f64, usize, usize),
     /// Seconds in generation, scoring, log-probs + update.
     pub seconds: (f64, f64, f64),
+    /// Dynamic sampling: extra rounds sampled, and groups kept in the update.
+    pub sampling_rounds: u64,
+    /// Groups that went into the update.
+    pub groups: usize,
 }
 
 struct SquaredNorm<'a> {
@@ -476,7 +487,7 @@ impl GrpoTrainer {
             .model
             .take()
             .ok_or_else(|| GrpoError::Backend("no model".into()))?;
-        let result = self.rollout(&model, prompts);
+        let result = self.sample(&model, prompts);
         let (mut metrics, rollout) = match result {
             Ok(x) => x,
             Err(e) => {
@@ -625,7 +636,12 @@ impl GrpoTrainer {
         Ok(())
     }
 
-    fn rollout(&self, model: &CausalLm, prompts: &[Prompt]) -> Result<(StepMetrics, Rollout)> {
+    fn rollout(
+        &self,
+        model: &CausalLm,
+        prompts: &[Prompt],
+        round: u64,
+    ) -> Result<(StepMetrics, Rollout, Vec<bool>)> {
         let g = self.config.loss.num_generations;
         let mut metrics = StepMetrics::default();
         // 1. rollouts, without autodiff, on the same weights
@@ -646,7 +662,8 @@ impl GrpoTrainer {
             seed: self
                 .config
                 .seed
-                .wrapping_add(self.step.wrapping_mul(0x9E37_79B9)),
+                .wrapping_add(self.step.wrapping_mul(0x9E37_79B9))
+                .wrapping_add(round.wrapping_mul(0x85EB_CA6B)),
             pad_token_id: self.pad_token_id,
             ..GenerationConfig::default()
         };
@@ -738,6 +755,71 @@ impl GrpoTrainer {
         }
         let prompts: Vec<Vec<u32>> = samples.iter().map(|s| s.prompt_ids.clone()).collect();
         let completions: Vec<Vec<u32>> = samples.iter().map(|s| s.completion_ids.clone()).collect();
+        let (batch, cmax, mask) = right_aligned(&prompts, &completions, self.pad_token_id);
+        let zero_std: Vec<bool> = totals
+            .chunks(g)
+            .map(|grp| grp.iter().all(|x| (x - grp[0]).abs() < 1e-9))
+            .collect();
+        let rollout = Rollout {
+            batch,
+            cmax,
+            mask,
+            advantages,
+            prompts,
+            completions,
+        };
+        Ok((metrics, rollout, zero_std))
+    }
+
+    /// Generates and scores; with dynamic sampling, replaces groups with equal rewards by new
+    /// samples of their prompts, for at most `max_sampling_rounds` extra rounds.
+    fn sample(&self, model: &CausalLm, prompts: &[Prompt]) -> Result<(StepMetrics, Rollout)> {
+        let g = self.config.loss.num_generations;
+        let (mut metrics, first, zero) = self.rollout(model, prompts, 0)?;
+        metrics.groups = prompts.len();
+        if !self.config.dynamic_sampling || !zero.iter().any(|z| *z) {
+            return Ok((metrics, first));
+        }
+        let _s = tracing::debug_span!("dynamic_sampling").entered();
+        type Group = (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<f32>);
+        let take = |ro: &Rollout, zero: &[bool], kept: &mut Vec<Group>| -> Vec<usize> {
+            let mut dropped = Vec::new();
+            for (grp, z) in zero.iter().enumerate() {
+                let rows = grp * g..(grp + 1) * g;
+                if *z {
+                    dropped.push(grp);
+                } else {
+                    kept.push((
+                        ro.prompts[rows.clone()].to_vec(),
+                        ro.completions[rows.clone()].to_vec(),
+                        ro.advantages[rows].to_vec(),
+                    ));
+                }
+            }
+            dropped
+        };
+        let mut kept: Vec<Group> = Vec::new();
+        let mut pending: Vec<&Prompt> = take(&first, &zero, &mut kept)
+            .into_iter()
+            .map(|i| &prompts[i])
+            .collect();
+        let mut round = 0;
+        while !pending.is_empty() && round < self.config.max_sampling_rounds {
+            round += 1;
+            let again: Vec<Prompt> = pending.iter().map(|p| (*p).clone()).collect();
+            let (_, ro, zero) = self.rollout(model, &again, round)?;
+            let dropped = take(&ro, &zero, &mut kept);
+            pending = dropped.into_iter().map(|i| pending[i]).collect();
+        }
+        metrics.sampling_rounds = round;
+        if kept.is_empty() {
+            // Nothing to learn from: keep the first batch (its advantages are all 0).
+            return Ok((metrics, first));
+        }
+        metrics.groups = kept.len();
+        let prompts: Vec<Vec<u32>> = kept.iter().flat_map(|k| k.0.clone()).collect();
+        let completions: Vec<Vec<u32>> = kept.iter().flat_map(|k| k.1.clone()).collect();
+        let advantages: Vec<f32> = kept.iter().flat_map(|k| k.2.clone()).collect();
         let (batch, cmax, mask) = right_aligned(&prompts, &completions, self.pad_token_id);
         Ok((
             metrics,
@@ -930,6 +1012,11 @@ impl StepMetrics {
         m.insert("time/generate".into(), self.seconds.0.into());
         m.insert("time/reward".into(), self.seconds.1.into());
         m.insert("time/update".into(), self.seconds.2.into());
+        m.insert(
+            "dynamic_sampling/rounds".into(),
+            self.sampling_rounds.into(),
+        );
+        m.insert("dynamic_sampling/groups".into(), self.groups.into());
         Value::Object(m)
     }
 }

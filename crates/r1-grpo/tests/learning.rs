@@ -358,3 +358,77 @@ fn gradient_accumulation_matches_one_big_batch_and_warmup_starts_at_zero() {
     assert_eq!(m.learning_rate, 5e-3);
     assert_ne!(weights(&t), before);
 }
+
+#[test]
+fn dynamic_sampling_replaces_groups_without_signal() {
+    let p = tiny();
+    let pad = p.pad_token_id();
+    // A reward that is 1 for every completion of the first four prompts: those groups carry no
+    // advantage and must be sampled again (and dropped when they stay flat).
+    let mut rewards = RewardSet::new();
+    rewards.push(
+        "flat_or_not",
+        1.0,
+        per_item(|i| {
+            let flat = i.metadata.get("flat")?.as_bool()?;
+            let ids = i.metadata.get("completion_ids")?.as_array()?;
+            Some(if flat {
+                1.0
+            } else {
+                (ids.first()?.as_u64()? % 2) as f32
+            })
+        }),
+    );
+    let mut prompts = prompts();
+    for (k, pr) in prompts.iter_mut().enumerate() {
+        pr.metadata
+            .insert("flat".into(), serde_json::Value::Bool(k < 4));
+    }
+    let config = TrainerConfig {
+        loss: LossConfig {
+            loss_type: LossType::Dapo,
+            num_generations: 4,
+            max_completion_length: 4,
+            ..LossConfig::default()
+        },
+        learning_rate: 1e-4,
+        dynamic_sampling: true,
+        max_sampling_rounds: 2,
+        seed: 9,
+        ..TrainerConfig::default()
+    };
+    let rewards_again = {
+        let mut r = RewardSet::new();
+        r.push(
+            "flat_or_not",
+            1.0,
+            per_item(|i| {
+                let flat = i.metadata.get("flat")?.as_bool()?;
+                let ids = i.metadata.get("completion_ids")?.as_array()?;
+                Some(if flat {
+                    1.0
+                } else {
+                    (ids.first()?.as_u64()? % 2) as f32
+                })
+            }),
+        );
+        r
+    };
+    let mut t =
+        GrpoTrainer::new(p.model, config.clone(), rewards, None, Vec::new(), pad).expect("trainer");
+    let m = t.step(&prompts).expect("step");
+    assert_eq!(
+        m.sampling_rounds, 2,
+        "the flat groups never gain signal: both extra rounds run"
+    );
+    // Only groups of the four non-flat prompts can carry signal.
+    assert!((1..=4).contains(&m.groups), "{} groups", m.groups);
+    let off = TrainerConfig {
+        dynamic_sampling: false,
+        ..config
+    };
+    let mut t =
+        GrpoTrainer::new(tiny().model, off, rewards_again, None, Vec::new(), pad).expect("trainer");
+    let m = t.step(&prompts).expect("step");
+    assert_eq!((m.sampling_rounds, m.groups), (0, 8));
+}
