@@ -19,7 +19,8 @@ commands:
   fixtures                   regenerate the parity fixtures (python + torch + transformers + math-verify)
   plugins [--release]        build the reward plugins under plugins/ (shared libraries in target/)
   bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md
-  bench rewards              completions scored per second (maths, format, code) -> docs/benchmarks.md";
+  bench rewards              completions scored per second (maths, format, code) -> docs/benchmarks.md
+  bench grpo                 seconds per GRPO step, r1 vs TRL, tiny config -> docs/benchmarks.md";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -145,6 +146,18 @@ fn bench(args: &[String]) -> Result<()> {
                 "r1-rewards",
                 "--example",
                 "bench_rewards",
+            ]),
+        ),
+        Some("grpo") => run(
+            "bench grpo",
+            cargo().args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "r1-grpo",
+                "--example",
+                "bench_grpo",
             ]),
         ),
         Some(other) => bail!("unknown benchmark `{other}`\n\n{USAGE}"),
