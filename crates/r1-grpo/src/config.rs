@@ -133,6 +133,10 @@ pub struct LossConfig {
     /// (default 1.0: all tokens).
     #[serde(default = "default_one")]
     pub top_entropy_quantile: f64,
+    /// `mask_truncated_completions`: completions that hit the token budget are left out of the
+    /// loss (DAPO; TRL default false).
+    #[serde(default)]
+    pub mask_truncated_completions: bool,
     /// `max_completion_length` (default 512), used by `dr_grpo`.
     #[serde(default = "default_max_completion_length")]
     pub max_completion_length: usize,

@@ -257,7 +257,15 @@ impl Rollout {
     fn rows(&self, range: std::ops::Range<usize>, pad: u32) -> Rollout {
         let prompts = self.prompts[range.clone()].to_vec();
         let completions = self.completions[range.clone()].to_vec();
-        let (batch, cmax, mask) = right_aligned(&prompts, &completions, pad);
+        let (batch, cmax, _) = right_aligned(&prompts, &completions, pad);
+        // Keep the rollout's own mask (it may leave out truncated completions).
+        let mask = realign(
+            &self.mask,
+            self.cmax,
+            &self.completions,
+            range.clone(),
+            cmax,
+        );
         Rollout {
             batch,
             cmax,
@@ -755,7 +763,15 @@ impl GrpoTrainer {
         }
         let prompts: Vec<Vec<u32>> = samples.iter().map(|s| s.prompt_ids.clone()).collect();
         let completions: Vec<Vec<u32>> = samples.iter().map(|s| s.completion_ids.clone()).collect();
-        let (batch, cmax, mask) = right_aligned(&prompts, &completions, self.pad_token_id);
+        let (batch, cmax, mut mask) = right_aligned(&prompts, &completions, self.pad_token_id);
+        if self.config.loss.mask_truncated_completions {
+            // DAPO / TRL: a completion cut by the budget teaches nothing about how to finish.
+            for (row, sample) in samples.iter().enumerate() {
+                if sample.finish_reason == r1_model::FinishReason::Length {
+                    mask[row * cmax..(row + 1) * cmax].fill(0.0);
+                }
+            }
+        }
         let zero_std: Vec<bool> = totals
             .chunks(g)
             .map(|grp| grp.iter().all(|x| (x - grp[0]).abs() < 1e-9))

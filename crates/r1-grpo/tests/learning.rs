@@ -432,3 +432,43 @@ fn dynamic_sampling_replaces_groups_without_signal() {
     let m = t.step(&prompts).expect("step");
     assert_eq!((m.sampling_rounds, m.groups), (0, 8));
 }
+
+#[test]
+fn truncated_completions_can_be_left_out_of_the_loss() {
+    let vocab = tiny().model.config().vocab_size as u64;
+    let pad = tiny().pad_token_id();
+    // No eos: every completion is truncated, so with the mask on nothing is left to learn from
+    // and the gradient is exactly zero.
+    let config = |mask| TrainerConfig {
+        loss: LossConfig {
+            loss_type: LossType::Grpo,
+            num_generations: 4,
+            max_completion_length: 4,
+            mask_truncated_completions: mask,
+            ..LossConfig::default()
+        },
+        learning_rate: 1e-3,
+        ..TrainerConfig::default()
+    };
+    let mut on = GrpoTrainer::new(
+        tiny().model,
+        config(true),
+        toy_reward(vocab),
+        None,
+        Vec::new(),
+        pad,
+    )
+    .expect("trainer");
+    let m = on.step(&prompts()).expect("step");
+    assert_eq!(m.grad_norm, 0.0);
+    let mut off = GrpoTrainer::new(
+        tiny().model,
+        config(false),
+        toy_reward(vocab),
+        None,
+        Vec::new(),
+        pad,
+    )
+    .expect("trainer");
+    assert!(off.step(&prompts()).expect("step").grad_norm > 0.0);
+}
