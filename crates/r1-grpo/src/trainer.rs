@@ -797,7 +797,8 @@ impl GrpoTrainer {
             return Ok((metrics, first));
         }
         let _s = tracing::debug_span!("dynamic_sampling").entered();
-        type Group = (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<f32>);
+        // prompts, completions, advantages, rows left out of the loss
+        type Group = (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<f32>, Vec<bool>);
         let take = |ro: &Rollout, zero: &[bool], kept: &mut Vec<Group>| -> Vec<usize> {
             let mut dropped = Vec::new();
             for (grp, z) in zero.iter().enumerate() {
@@ -805,10 +806,19 @@ impl GrpoTrainer {
                 if *z {
                     dropped.push(grp);
                 } else {
+                    let masked = rows
+                        .clone()
+                        .map(|r| {
+                            ro.mask[r * ro.cmax..(r + 1) * ro.cmax]
+                                .iter()
+                                .all(|m| *m == 0.0)
+                        })
+                        .collect();
                     kept.push((
                         ro.prompts[rows.clone()].to_vec(),
                         ro.completions[rows.clone()].to_vec(),
                         ro.advantages[rows].to_vec(),
+                        masked,
                     ));
                 }
             }
@@ -836,7 +846,13 @@ impl GrpoTrainer {
         let prompts: Vec<Vec<u32>> = kept.iter().flat_map(|k| k.0.clone()).collect();
         let completions: Vec<Vec<u32>> = kept.iter().flat_map(|k| k.1.clone()).collect();
         let advantages: Vec<f32> = kept.iter().flat_map(|k| k.2.clone()).collect();
-        let (batch, cmax, mask) = right_aligned(&prompts, &completions, self.pad_token_id);
+        let masked: Vec<bool> = kept.iter().flat_map(|k| k.3.clone()).collect();
+        let (batch, cmax, mut mask) = right_aligned(&prompts, &completions, self.pad_token_id);
+        for (row, m) in masked.iter().enumerate() {
+            if *m {
+                mask[row * cmax..(row + 1) * cmax].fill(0.0);
+            }
+        }
         Ok((
             metrics,
             Rollout {
