@@ -73,7 +73,7 @@ fn infinite_loop_is_stopped() {
     let t = Instant::now();
     let out = s.run("import time\ntime.sleep(60)\n", "").expect("run");
     assert!(out.timed_out && !out.success());
-    assert!(t.elapsed() < Duration::from_secs(6));
+    assert!(t.elapsed() < Duration::from_secs(10));
     host_still_runs();
 }
 
