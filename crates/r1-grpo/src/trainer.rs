@@ -737,11 +737,13 @@ impl GrpoTrainer {
             .sum::<f64>()
             / (n - 1.0).max(1.0))
         .sqrt();
-        metrics.frac_reward_zero_std = totals
+        // Groups whose rewards are all equal: no advantage (and dynamic sampling's filter).
+        let zero_std: Vec<bool> = totals
             .chunks(g)
-            .filter(|grp| grp.iter().all(|x| (x - grp[0]).abs() < 1e-9))
-            .count() as f64
-            / (totals.len() / g).max(1) as f64;
+            .map(|grp| grp.iter().all(|x| (x - grp[0]).abs() < 1e-9))
+            .collect();
+        metrics.frac_reward_zero_std =
+            zero_std.iter().filter(|z| **z).count() as f64 / zero_std.len().max(1) as f64;
         for (name, vals) in scored.names.iter().zip(&scored.values) {
             let v: Vec<f64> = vals.iter().flatten().map(|x| *x as f64).collect();
             metrics
@@ -772,10 +774,6 @@ impl GrpoTrainer {
                 }
             }
         }
-        let zero_std: Vec<bool> = totals
-            .chunks(g)
-            .map(|grp| grp.iter().all(|x| (x - grp[0]).abs() < 1e-9))
-            .collect();
         let rollout = Rollout {
             batch,
             cmax,

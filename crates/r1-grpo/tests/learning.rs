@@ -359,12 +359,8 @@ fn gradient_accumulation_matches_one_big_batch_and_warmup_starts_at_zero() {
     assert_ne!(weights(&t), before);
 }
 
-#[test]
-fn dynamic_sampling_replaces_groups_without_signal() {
-    let p = tiny();
-    let pad = p.pad_token_id();
-    // A reward that is 1 for every completion of the first four prompts: those groups carry no
-    // advantage and must be sampled again (and dropped when they stay flat).
+/// 1 for every completion of prompts marked `flat`, the first token's parity otherwise.
+fn flat_or_not() -> RewardSet {
     let mut rewards = RewardSet::new();
     rewards.push(
         "flat_or_not",
@@ -379,6 +375,16 @@ fn dynamic_sampling_replaces_groups_without_signal() {
             })
         }),
     );
+    rewards
+}
+
+#[test]
+fn dynamic_sampling_replaces_groups_without_signal() {
+    let p = tiny();
+    let pad = p.pad_token_id();
+    // A reward that is 1 for every completion of the first four prompts: those groups carry no
+    // advantage and must be sampled again (and dropped when they stay flat).
+    let rewards = flat_or_not();
     let mut prompts = prompts();
     for (k, pr) in prompts.iter_mut().enumerate() {
         pr.metadata
@@ -397,23 +403,6 @@ fn dynamic_sampling_replaces_groups_without_signal() {
         seed: 9,
         ..TrainerConfig::default()
     };
-    let rewards_again = {
-        let mut r = RewardSet::new();
-        r.push(
-            "flat_or_not",
-            1.0,
-            per_item(|i| {
-                let flat = i.metadata.get("flat")?.as_bool()?;
-                let ids = i.metadata.get("completion_ids")?.as_array()?;
-                Some(if flat {
-                    1.0
-                } else {
-                    (ids.first()?.as_u64()? % 2) as f32
-                })
-            }),
-        );
-        r
-    };
     let mut t =
         GrpoTrainer::new(p.model, config.clone(), rewards, None, Vec::new(), pad).expect("trainer");
     let m = t.step(&prompts).expect("step");
@@ -428,7 +417,7 @@ fn dynamic_sampling_replaces_groups_without_signal() {
         ..config
     };
     let mut t =
-        GrpoTrainer::new(tiny().model, off, rewards_again, None, Vec::new(), pad).expect("trainer");
+        GrpoTrainer::new(tiny().model, off, flat_or_not(), None, Vec::new(), pad).expect("trainer");
     let m = t.step(&prompts).expect("step");
     assert_eq!((m.sampling_rounds, m.groups), (0, 8));
 }
