@@ -71,6 +71,9 @@ fn default_epsilon() -> f64 {
 fn default_level() -> ImportanceSamplingLevel {
     ImportanceSamplingLevel::Token
 }
+fn default_true() -> bool {
+    true
+}
 fn default_one() -> f64 {
     1.0
 }
@@ -126,8 +129,9 @@ pub struct LossConfig {
     /// `importance_sampling_level` (default `token`; `sequence` is GSPO).
     #[serde(default = "default_level")]
     pub importance_sampling_level: ImportanceSamplingLevel,
-    /// `use_bias_correction_kl`: multiply the KL by the importance ratio (default false).
-    #[serde(default)]
+    /// `use_bias_correction_kl`: multiply the KL by the importance ratio, the unbiased
+    /// reverse-KL gradient of DeepSeek-V3.2 (TRL 1.16 default true).
+    #[serde(default = "default_true")]
     pub use_bias_correction_kl: bool,
     /// `top_entropy_quantile`: keep the policy gradient on the top fraction of tokens by entropy
     /// (default 1.0: all tokens).
@@ -284,6 +288,10 @@ mod tests {
                 c.top_entropy_quantile
             ),
             (8, 512, 1.0)
+        );
+        assert!(
+            c.use_bias_correction_kl,
+            "TRL 1.16 corrects the KL by default"
         );
         let r1 = LossConfig::r1_paper();
         assert_eq!(
