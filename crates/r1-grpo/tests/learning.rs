@@ -112,27 +112,9 @@ fn off_policy_updates_with_a_reference_model_and_metrics_file() {
 }
 
 fn run(learning_rate: f64, steps: usize) -> Vec<f64> {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../r1-model/tests/fixtures/models/qwen2-tied");
-    let device = Device::default().autodiff();
-    let p = Pretrained::load(&dir, Some(DType::F32), &device).expect("tiny model");
+    let p = tiny();
     let vocab = p.model.config().vocab_size as u64;
-    let mut rewards = RewardSet::new();
-    rewards.push(
-        "low_half",
-        1.0,
-        per_item(move |i| {
-            let ids = i.metadata.get("completion_ids")?.as_array()?;
-            if ids.is_empty() {
-                return Some(0.0);
-            }
-            let low = ids
-                .iter()
-                .filter(|t| t.as_u64().is_some_and(|t| t < vocab / 2))
-                .count();
-            Some(low as f32 / ids.len() as f32)
-        }),
-    );
+    let rewards = toy_reward(vocab);
     let config = TrainerConfig {
         loss: LossConfig {
             loss_type: LossType::Grpo,
