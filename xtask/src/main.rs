@@ -1,11 +1,14 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so that it runs wherever cargo does.
 //!
-//! - `ci`: what CI runs, cheapest first: `cargo fmt --check`, `cargo clippy -D warnings`, tests.
+//! - `ci`: what CI runs, cheapest first: `cargo fmt --check`, `cargo clippy -D warnings`, tests,
+//!   then the CubeCL kernel tests on wgpu (Mesa's software Vulkan where there is no GPU).
 //! - `fixtures`: rewrites the transformers parity fixtures (needs Python with torch and
 //!   transformers).
 //! - `plugins`: builds the reward plugins under `plugins/`.
 //! - `bench generate`: prefill and decode throughput, r1 beside transformers; `bench rewards`:
-//!   completions scored per second. Both write `docs/benchmarks.md`.
+//!   completions scored per second; `bench grpo`: seconds per GRPO step beside TRL;
+//!   `bench logprobs`: time and peak memory of the three log-prob implementations. All write
+//!   `docs/benchmarks.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,12 +18,14 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                         fmt --check, clippy -D warnings, then every test
+  ci                         fmt --check, clippy -D warnings, every test, then the kernel tests on wgpu
   fixtures                   regenerate the parity fixtures (python + torch + transformers + math-verify)
   plugins [--release]        build the reward plugins under plugins/ (shared libraries in target/)
   bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md
   bench rewards              completions scored per second (maths, format, code) -> docs/benchmarks.md
-  bench grpo                 seconds per GRPO step, r1 vs TRL, tiny config -> docs/benchmarks.md";
+  bench grpo                 seconds per GRPO step, r1 vs TRL, tiny config -> docs/benchmarks.md
+  bench logprobs [--quick]   log-probs forward+backward, reference vs chunked vs fused: time and
+                             peak memory at vocab 151936, seq 2048, batch up to 8 -> docs/benchmarks.md";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,7 +74,44 @@ fn ci() -> Result<()> {
         "test",
         cargo().args(["test", "--workspace", "--no-fail-fast"]),
     )?;
-    Ok(())
+    kernel_tests()
+}
+
+/// Mesa's lavapipe (software Vulkan) driver manifest, installed by `mesa-vulkan-drivers`.
+const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
+
+/// The CubeCL kernel tests on Burn's wgpu backend. Without a GPU they run on lavapipe; with
+/// neither, `R1_KERNEL_TESTS=skip` is the only way past this step (`.ci/run` installs Mesa).
+fn kernel_tests() -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "r1-grpo",
+        "--features",
+        "wgpu",
+        "--test",
+        "fused_logprobs",
+    ]);
+    if std::env::var("R1_KERNEL_TESTS").as_deref() == Ok("skip") {
+        eprintln!("\n==> kernel tests: SKIPPED (R1_KERNEL_TESTS=skip)");
+        return Ok(());
+    }
+    if Path::new(LAVAPIPE_ICD).exists() && std::env::var_os("VK_ICD_FILENAMES").is_none() {
+        cmd.env("VK_ICD_FILENAMES", LAVAPIPE_ICD);
+    }
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // wgpu wants a private runtime directory.
+        let dir = root().join("target/xdg-runtime");
+        std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        cmd.env("XDG_RUNTIME_DIR", dir);
+    }
+    run("kernel tests (wgpu)", &mut cmd)
 }
 
 fn fixtures() -> Result<()> {
@@ -160,9 +202,137 @@ fn bench(args: &[String]) -> Result<()> {
                 "bench_grpo",
             ]),
         ),
+        Some("logprobs") => bench_logprobs(args.iter().any(|a| a == "--quick")),
         Some(other) => bail!("unknown benchmark `{other}`\n\n{USAGE}"),
         None => bail!("which benchmark?\n\n{USAGE}"),
     }
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Replaces the text between `<!-- bench NAME: start -->` and `<!-- bench NAME: end -->` in
+/// `docs/benchmarks.md` (appending the markers if they are missing).
+fn write_bench_section(name: &str, body: &str) -> Result<()> {
+    let path = root().join("docs/benchmarks.md");
+    let doc = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    let (start, end) = (
+        format!("<!-- bench {name}: start -->"),
+        format!("<!-- bench {name}: end -->"),
+    );
+    let section = format!("{start}\n{body}{end}");
+    let new = match (doc.find(&start), doc.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &doc[..a], &doc[b + end.len()..]),
+        _ => format!("{}\n{section}\n", doc.trim_end()),
+    };
+    std::fs::write(&path, new).with_context(|| format!("{}", path.display()))?;
+    eprintln!("wrote the `{name}` section of {}", path.display());
+    Ok(())
+}
+
+fn gib(bytes: f64) -> f64 {
+    bytes / (1u64 << 30) as f64
+}
+
+/// Runs `bench_logprobs` once per implementation and batch, each in a fresh process so that
+/// peak memory does not mix; skips a batch whose peak, extrapolated from batch 1, would not fit.
+fn bench_logprobs(quick: bool) -> Result<()> {
+    let (seq, vocab, hidden, batches): (usize, usize, usize, &[usize]) = if quick {
+        (256, 32_768, 256, &[1, 4])
+    } else {
+        (2048, 151_936, 896, &[1, 2, 4, 8])
+    };
+    run(
+        "build bench_logprobs",
+        cargo().args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "r1-grpo",
+            "--example",
+            "bench_logprobs",
+        ]),
+    )?;
+    let exe = root().join("target/release/examples/bench_logprobs");
+    let available = mem_available().unwrap_or(u64::MAX) as f64;
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        std::thread::available_parallelism()
+            .map(|n| n.get().to_string())
+            .unwrap_or_else(|_| "?".into())
+    });
+    let mut rows = Vec::new();
+    for method in ["reference", "chunked", "fused"] {
+        let mut per_batch: Option<f64> = None; // peak above setup, per batch row
+        for &b in batches {
+            if let Some(slope) = per_batch {
+                let need = slope * b as f64;
+                if need > 0.8 * available {
+                    rows.push(format!(
+                        "| {method} | {b} | - | - | needs about {:.1} GiB more (extrapolated); {:.1} GiB available | |",
+                        gib(need),
+                        gib(available)
+                    ));
+                    continue;
+                }
+            }
+            let mut cmd = Command::new(&exe);
+            cmd.args(["--impl", method])
+                .args(["--batch", &b.to_string(), "--seq", &seq.to_string()])
+                .args(["--vocab", &vocab.to_string(), "--hidden", &hidden.to_string()]);
+            eprintln!("\n==> {cmd:?}");
+            let out = cmd
+                .output()
+                .with_context(|| format!("could not start {}", exe.display()))?;
+            if !out.status.success() {
+                rows.push(format!(
+                    "| {method} | {b} | - | - | failed: {} | |",
+                    out.status
+                ));
+                continue;
+            }
+            let line = String::from_utf8_lossy(&out.stdout);
+            let v: serde_json::Value = serde_json::from_str(line.trim())
+                .with_context(|| format!("bench_logprobs printed {line:?}"))?;
+            let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            let over = f("peak_rss_bytes") - f("rss_setup_bytes");
+            if per_batch.is_none() {
+                per_batch = Some(over / b as f64);
+            }
+            eprintln!("<== {v}");
+            rows.push(format!(
+                "| {method} | {b} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                f("forward_s"),
+                f("backward_s"),
+                gib(f("peak_rss_bytes")),
+                gib(over)
+            ));
+        }
+    }
+    let body = format!(
+        "Per-token log-probs of `[batch, {seq}, {hidden}]` hidden states under a tied \
+         `[{vocab}, {hidden}]` head (f32), forward (`token_logprobs`, temperature 1) and backward \
+         to the hidden states and the head, on Burn's flex CPU backend with {threads} threads. \
+         Peak is the process's `VmHWM`; \"above setup\" subtracts the resident memory once the \
+         head and hidden states exist. Each row is a fresh process.\n\n\
+         Command: `cargo xtask bench logprobs{}`\n\n\
+         | impl | batch | forward s | backward s | peak GiB | above setup GiB |\n\
+         |---|---|---|---|---|---|\n{}\n",
+        if quick { " --quick" } else { "" },
+        rows.join("\n")
+    );
+    write_bench_section(if quick { "logprobs-quick" } else { "logprobs" }, &body)
 }
 
 fn main() -> Result<()> {

@@ -9,13 +9,19 @@
 //!   `vespo`, with token- or sequence-level importance ratios (GSPO), clip-higher, two-sided
 //!   `delta`, k3 KL to a reference model, high-entropy token masking and TRL's metrics.
 //!
-//! [`trainer`] holds a first, on-policy GRPO step (rollouts from the in-process engine, rewards,
-//! advantages, loss, global-norm clipping, AdamW); off-policy updates, the reference model,
-//! schedules, dynamic sampling and checkpoints are not written yet.
+//! - [`logprobs`]: per-token log-probs and entropies from hidden states, chunked, with a fused
+//!   head + log-softmax operation (CubeCL kernels on GPU backends) that keeps no logits for
+//!   backward.
+//!
+//! [`trainer`] runs GRPO steps: rollouts from the in-process engine, rewards, advantages,
+//! old and reference log-probs, gradient accumulation, `steps_per_generation` and
+//! `num_iterations`, global-norm clipping, AdamW with schedules, reference resets, dynamic
+//! sampling, NaN guards, metrics, and atomic checkpoints that resume exactly.
 
 pub mod advantages;
 pub mod config;
 pub mod error;
+pub mod logprobs;
 pub mod loss;
 pub mod schedule;
 pub mod trainer;
@@ -23,6 +29,7 @@ pub mod trainer;
 pub use advantages::compute_advantages;
 pub use config::{Aggregation, ImportanceSamplingLevel, LossConfig, LossType, ScaleRewards};
 pub use error::{GrpoError, Result};
+pub use logprobs::{LogProbImpl, fused_selective_log_softmax, token_logprobs};
 pub use loss::{LossInputs, LossOutput, policy_loss};
 pub use schedule::{LrSchedule, learning_rate};
 pub use trainer::{

@@ -2,10 +2,13 @@
 //! (weights shared, no autodiff during generation), rewards from a [`RewardSet`], group
 //! advantages, the policy loss, global-norm gradient clipping and AdamW.
 //!
-//! With `num_iterations` μ > 1 the generating policy's log-probs become the old log-probs of μ
-//! updates; with `beta > 0` a frozen reference model (optionally synced every
-//! `ref_model_sync_steps`) supplies the KL term. Gradient accumulation, schedules, dynamic
-//! sampling and checkpoints come next.
+//! One call of [`GrpoTrainer::step`] is one generation batch. It is split into
+//! `steps_per_generation` micro-batches; every `gradient_accumulation_steps` of them make one
+//! optimiser step, and the whole batch is replayed `num_iterations` times (TRL's
+//! `_buffered_inputs`). When that makes updates off-policy (TRL's test:
+//! `gradient_accumulation_steps % (steps_per_generation * num_iterations) != 0`) the generating
+//! policy's log-probs are kept as `old_per_token_logps`; with `beta > 0` a frozen reference model
+//! (optionally synced every `ref_model_sync_steps`) supplies the KL term.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -13,7 +16,7 @@ use std::time::Instant;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{DType, Int, Tensor, TensorData};
-use r1_model::logprobs::{DEFAULT_CHUNK_ELEMENTS, chunk_rows_for, selective_log_softmax};
+use r1_model::logprobs::{DEFAULT_CHUNK_ELEMENTS, chunk_rows_for};
 use r1_model::model::read_f32;
 use r1_model::weights::{Init, SafetensorsWeights};
 use r1_model::{
@@ -26,6 +29,7 @@ use serde_json::Value;
 use crate::advantages::compute_advantages;
 use crate::config::LossConfig;
 use crate::error::{GrpoError, Result};
+use crate::logprobs::{LogProbImpl, token_logprobs};
 use crate::loss::{LossInputs, policy_loss};
 
 /// Optimiser and sampling settings (TRL's names and defaults where TRL has them).
@@ -74,6 +78,16 @@ pub struct TrainerConfig {
     pub dynamic_sampling: bool,
     /// Bound on dynamic sampling's extra rounds (default 3).
     pub max_sampling_rounds: u64,
+    /// `steps_per_generation`: micro-batches each generation batch is split into (TRL default:
+    /// `gradient_accumulation_steps`, i.e. `None` here). Must be a multiple of
+    /// `gradient_accumulation_steps`: each generation batch then makes
+    /// `steps_per_generation / gradient_accumulation_steps` optimiser steps per iteration.
+    pub steps_per_generation: Option<usize>,
+    /// How per-token log-probs are computed (default `fused`: no `[rows, vocab]` tensor is kept
+    /// for backward; `chunked` and `reference` are the plain tensor-op paths).
+    pub logprob_impl: LogProbImpl,
+    /// Logits elements projected at once by the log-prob chunks (default 64 Mi, 256 MiB of f32).
+    pub logprob_chunk_elements: usize,
 }
 
 impl Default for TrainerConfig {
@@ -98,6 +112,9 @@ impl Default for TrainerConfig {
             max_steps: 0,
             dynamic_sampling: false,
             max_sampling_rounds: 3,
+            steps_per_generation: None,
+            logprob_impl: LogProbImpl::Fused,
+            logprob_chunk_elements: DEFAULT_CHUNK_ELEMENTS,
         }
     }
 }
@@ -321,6 +338,30 @@ impl GrpoTrainer {
                 message: "must be at least 1".into(),
             });
         }
+        let ga = config.gradient_accumulation_steps;
+        if ga == 0 {
+            return Err(GrpoError::Config {
+                field: "gradient_accumulation_steps".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(spg) = config.steps_per_generation
+            && (spg == 0 || !spg.is_multiple_of(ga))
+        {
+            return Err(GrpoError::Config {
+                field: "steps_per_generation".into(),
+                message: format!(
+                    "must be a positive multiple of gradient_accumulation_steps ({ga}): a \
+                     generation batch is consumed by whole optimiser steps, got {spg}"
+                ),
+            });
+        }
+        if config.logprob_chunk_elements == 0 {
+            return Err(GrpoError::Config {
+                field: "logprob_chunk_elements".into(),
+                message: "must be at least 1".into(),
+            });
+        }
         if !(0.0..=1.0).contains(&config.ref_model_mixup_alpha) {
             return Err(GrpoError::Config {
                 field: "ref_model_mixup_alpha".into(),
@@ -504,7 +545,10 @@ impl GrpoTrainer {
             }
         };
         let t2 = Instant::now();
-        let old = if self.config.num_iterations > 1 {
+        let ga = self.config.gradient_accumulation_steps.max(1);
+        let spg = self.config.steps_per_generation.unwrap_or(ga).max(ga);
+        let off_policy = !ga.is_multiple_of(spg * self.config.num_iterations);
+        let old = if off_policy {
             let _s = tracing::debug_span!("old_logprob").entered();
             Some(self.host_logps(&model.valid(), &rollout)?)
         } else {
@@ -517,17 +561,17 @@ impl GrpoTrainer {
             }
             None => None,
         };
-        let ga = self.config.gradient_accumulation_steps.max(1);
         let rows = rollout.advantages.len();
-        let micro = rows.div_ceil(ga);
+        let micro = rows.div_ceil(spg);
         let total_tokens: f32 = rollout.mask.iter().sum();
-        for _ in 0..self.config.num_iterations {
+        let windows = spg / ga;
+        for window in (0..self.config.num_iterations).flat_map(|_| 0..windows) {
             let _s = tracing::debug_span!("update").entered();
             let mut accumulated = GradientsAccumulator::<CausalLm>::new();
             let mut loss_sum = 0.0;
             let mut loss_metrics = Vec::new();
-            for k in 0..ga {
-                let range = k * micro..((k + 1) * micro).min(rows);
+            for k in window * ga..(window + 1) * ga {
+                let range = (k * micro).min(rows)..((k + 1) * micro).min(rows);
                 if range.is_empty() {
                     continue;
                 }
@@ -548,7 +592,7 @@ impl GrpoTrainer {
                     &part,
                     cut(&old).as_deref(),
                     cut(&reference).as_deref(),
-                    ga,
+                    (ga, spg),
                     total_tokens,
                 ) {
                     Ok((loss, m, grads)) => {
@@ -866,7 +910,14 @@ impl GrpoTrainer {
 
     /// Per-token log-probs and entropies of the rollout's completions under `model`.
     fn logps(&self, model: &CausalLm, r: &Rollout) -> Result<(Tensor<2>, Option<Tensor<2>>)> {
-        completion_logprobs(model, &r.batch, r.cmax, self.config.temperature)
+        completion_logprobs(
+            model,
+            &r.batch,
+            r.cmax,
+            self.config.temperature,
+            self.config.logprob_impl,
+            self.config.logprob_chunk_elements,
+        )
     }
 
     fn host_logps(&self, model: &CausalLm, r: &Rollout) -> Result<Vec<f32>> {
@@ -880,7 +931,7 @@ impl GrpoTrainer {
         r: &Rollout,
         old: Option<&[f32]>,
         reference: Option<&[f32]>,
-        accumulation_steps: usize,
+        (accumulation_steps, steps_per_generation): (usize, usize),
         generation_tokens: f32,
     ) -> Result<MicroStep> {
         let b = r.batch.batch;
@@ -901,11 +952,11 @@ impl GrpoTrainer {
                 advantages: Tensor::from_data(TensorData::new(r.advantages.clone(), [b]), &device),
                 completion_mask: on_device(&r.mask),
                 entropies: entropies.map(|e| e.detach()),
-                // TRL: tokens of the whole generation batch; one generation batch per
-                // optimiser step here (steps_per_generation = gradient_accumulation_steps).
+                // TRL: tokens of the whole generation batch, rescaled by the loss to one
+                // accumulation window.
                 num_items_in_batch: generation_tokens,
                 gradient_accumulation_steps: accumulation_steps,
-                steps_per_generation: accumulation_steps,
+                steps_per_generation,
             },
         )?;
         let loss = read_f32(out.loss.clone())
@@ -965,7 +1016,8 @@ pub fn right_aligned(
 }
 
 /// Per-token log-probs (and entropies) of the last `cmax` tokens of each row of a
-/// [`right_aligned`] batch, at `temperature`, computed in chunks (tracked under autodiff).
+/// [`right_aligned`] batch, at `temperature`, by `method` with at most `chunk_elements` logits
+/// at a time (tracked under autodiff; entropies carry no gradient with `fused`).
 ///
 /// # Shapes
 /// returns (`[batch, cmax]`, `Option<[batch, cmax]>`)
@@ -974,6 +1026,8 @@ pub fn completion_logprobs(
     batch: &Batch,
     cmax: usize,
     temperature: f32,
+    method: LogProbImpl,
+    chunk_elements: usize,
 ) -> Result<(Tensor<2>, Option<Tensor<2>>)> {
     let (b, t) = (batch.batch, batch.seq);
     if cmax == 0 || cmax >= t {
@@ -996,12 +1050,13 @@ pub fn completion_logprobs(
         })
         .collect();
     let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, cmax]), &device);
-    let chunk = chunk_rows_for(model.config().vocab_size, DEFAULT_CHUNK_ELEMENTS);
-    Ok(selective_log_softmax(
+    let chunk = chunk_rows_for(model.config().vocab_size, chunk_elements);
+    Ok(token_logprobs(
         model,
         hidden,
         targets,
         temperature,
+        method,
         chunk,
         true,
     ))

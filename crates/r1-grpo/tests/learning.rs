@@ -443,3 +443,56 @@ fn truncated_completions_can_be_left_out_of_the_loss() {
     .expect("trainer");
     assert!(off.step(&prompts()).expect("step").grad_norm > 0.0);
 }
+
+#[test]
+fn steps_per_generation_makes_several_optimiser_steps_per_generation_batch() {
+    let vocab = tiny().model.config().vocab_size as u64;
+    let pad = tiny().pad_token_id();
+    let config = |ga: usize, spg: Option<usize>, iterations: usize| TrainerConfig {
+        loss: LossConfig {
+            loss_type: LossType::Dapo,
+            num_generations: 4,
+            max_completion_length: 6,
+            ..LossConfig::default()
+        },
+        learning_rate: 1e-3,
+        gradient_accumulation_steps: ga,
+        steps_per_generation: spg,
+        num_iterations: iterations,
+        seed: 5,
+        ..TrainerConfig::default()
+    };
+    let trainer = |c: TrainerConfig| {
+        GrpoTrainer::new(tiny().model, c, toy_reward(vocab), None, Vec::new(), pad)
+    };
+    // A generation batch must be consumed by whole optimiser steps.
+    for bad in [Some(0), Some(3)] {
+        let err = trainer(config(2, bad, 1)).err().expect("rejected");
+        assert!(
+            err.to_string().contains("steps_per_generation"),
+            "error names the field: {err}"
+        );
+    }
+    // steps_per_generation = gradient_accumulation_steps is TRL's default: identical runs.
+    let run = |c: TrainerConfig| {
+        let mut t = trainer(c).expect("trainer");
+        let m = t.step(&prompts()).expect("step");
+        (weights(&t), m, t.global_step())
+    };
+    let (default, _, s1) = run(config(2, None, 1));
+    let (explicit, _, s2) = run(config(2, Some(2), 1));
+    assert_eq!((s1, s2), (1, 1));
+    assert_eq!(default, explicit);
+    // Four micro-batches, two per optimiser step, twice over: four optimiser steps, off-policy
+    // after the first (the old log-probs come from the generating policy).
+    let (split, m, steps) = run(config(2, Some(4), 2));
+    assert_eq!(steps, 4, "optimiser steps per generation batch");
+    assert!(m.loss.is_finite() && m.grad_norm.is_finite());
+    let moved = split
+        .iter()
+        .flatten()
+        .zip(default.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(moved > 0.0, "four updates ended where one did");
+}

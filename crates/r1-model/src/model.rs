@@ -719,6 +719,15 @@ impl CausalLm {
         }
     }
 
+    /// The output projection as `[hidden, vocab]`: `lm_head`'s weight, or the token embedding
+    /// transposed (a strided view) when the head is tied. `logits(h) == h @ head_weight()`.
+    pub fn head_weight(&self) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.weight.val(),
+            None => self.model.embed_tokens.weight.val().transpose(),
+        }
+    }
+
     /// Logits at every position of a padded batch.
     ///
     /// # Shapes
