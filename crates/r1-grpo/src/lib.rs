@@ -24,6 +24,7 @@ pub mod error;
 pub mod logprobs;
 pub mod loss;
 pub mod schedule;
+pub mod toml_config;
 pub mod trainer;
 
 pub use advantages::compute_advantages;

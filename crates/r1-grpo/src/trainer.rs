@@ -90,6 +90,86 @@ pub struct TrainerConfig {
     pub logprob_chunk_elements: usize,
 }
 
+impl TrainerConfig {
+    /// Checks every field and combination; the error names the field (TRL's name) and says why.
+    pub fn validate(&self) -> Result<()> {
+        self.loss.validate()?;
+        let bad = |field: &str, message: &str| {
+            Err(GrpoError::Config {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        if !(self.learning_rate >= 0.0 && self.learning_rate.is_finite()) {
+            return bad("learning_rate", "must be a finite number >= 0");
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
+            return bad("max_grad_norm", "must be >= 0 (0 turns clipping off)");
+        }
+        if !(0.0..1.0).contains(&self.adam_betas.0) {
+            return bad("adam_beta1", "must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.adam_betas.1) {
+            return bad("adam_beta2", "must be in [0, 1)");
+        }
+        if self.adam_epsilon.is_nan() || self.adam_epsilon <= 0.0 {
+            return bad("adam_epsilon", "must be positive");
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad("temperature", "must be a positive number");
+        }
+        if self.lr_scheduler_type != crate::schedule::LrSchedule::Constant && self.max_steps == 0 {
+            return bad(
+                "max_steps",
+                "the linear and cosine schedules decay over max_steps: set it",
+            );
+        }
+        if self.num_iterations == 0 {
+            return Err(GrpoError::Config {
+                field: "num_iterations".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let ga = self.gradient_accumulation_steps;
+        if ga == 0 {
+            return Err(GrpoError::Config {
+                field: "gradient_accumulation_steps".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(spg) = self.steps_per_generation
+            && (spg == 0 || !spg.is_multiple_of(ga))
+        {
+            return Err(GrpoError::Config {
+                field: "steps_per_generation".into(),
+                message: format!(
+                    "must be a positive multiple of gradient_accumulation_steps ({ga}): a \
+                     generation batch is consumed by whole optimiser steps, got {spg}"
+                ),
+            });
+        }
+        if self.logprob_chunk_elements == 0 {
+            return Err(GrpoError::Config {
+                field: "logprob_chunk_elements".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.ref_model_mixup_alpha) {
+            return Err(GrpoError::Config {
+                field: "ref_model_mixup_alpha".into(),
+                message: "must be in [0, 1]".into(),
+            });
+        }
+        if self.sync_ref_model && self.loss.beta == 0.0 {
+            return Err(GrpoError::Config {
+                field: "sync_ref_model".into(),
+                message: "there is no reference model to sync with beta = 0".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrainerConfig {
     fn default() -> Self {
         Self {
@@ -331,49 +411,7 @@ impl GrpoTrainer {
         eos_token_ids: Vec<u32>,
         pad_token_id: u32,
     ) -> Result<Self> {
-        config.loss.validate()?;
-        if config.num_iterations == 0 {
-            return Err(GrpoError::Config {
-                field: "num_iterations".into(),
-                message: "must be at least 1".into(),
-            });
-        }
-        let ga = config.gradient_accumulation_steps;
-        if ga == 0 {
-            return Err(GrpoError::Config {
-                field: "gradient_accumulation_steps".into(),
-                message: "must be at least 1".into(),
-            });
-        }
-        if let Some(spg) = config.steps_per_generation
-            && (spg == 0 || !spg.is_multiple_of(ga))
-        {
-            return Err(GrpoError::Config {
-                field: "steps_per_generation".into(),
-                message: format!(
-                    "must be a positive multiple of gradient_accumulation_steps ({ga}): a \
-                     generation batch is consumed by whole optimiser steps, got {spg}"
-                ),
-            });
-        }
-        if config.logprob_chunk_elements == 0 {
-            return Err(GrpoError::Config {
-                field: "logprob_chunk_elements".into(),
-                message: "must be at least 1".into(),
-            });
-        }
-        if !(0.0..=1.0).contains(&config.ref_model_mixup_alpha) {
-            return Err(GrpoError::Config {
-                field: "ref_model_mixup_alpha".into(),
-                message: "must be in [0, 1]".into(),
-            });
-        }
-        if config.sync_ref_model && config.loss.beta == 0.0 {
-            return Err(GrpoError::Config {
-                field: "sync_ref_model".into(),
-                message: "there is no reference model to sync with beta = 0".into(),
-            });
-        }
+        config.validate()?;
         let optim = AdamWConfig::new()
             .with_beta_1(config.adam_betas.0)
             .with_beta_2(config.adam_betas.1)

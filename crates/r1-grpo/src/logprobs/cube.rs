@@ -74,7 +74,7 @@ fn stats_kernel<I: Int>(
     st[unit] = t;
     sync_cube();
 
-    let mut stride = units / 2;
+    let mut stride = (units / 2).runtime();
     while stride > 0 {
         if unit < stride {
             let m1 = sm[unit];
