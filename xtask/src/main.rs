@@ -290,7 +290,12 @@ fn bench_logprobs(quick: bool) -> Result<()> {
             let mut cmd = Command::new(&exe);
             cmd.args(["--impl", method])
                 .args(["--batch", &b.to_string(), "--seq", &seq.to_string()])
-                .args(["--vocab", &vocab.to_string(), "--hidden", &hidden.to_string()]);
+                .args([
+                    "--vocab",
+                    &vocab.to_string(),
+                    "--hidden",
+                    &hidden.to_string(),
+                ]);
             eprintln!("\n==> {cmd:?}");
             let out = cmd
                 .output()

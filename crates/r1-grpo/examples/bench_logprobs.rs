@@ -72,8 +72,12 @@ fn main() {
     let model = CausalLm::from_source(&config, &mut RandomWeights::new(0), DType::F32, &device)
         .expect("model");
     device.seed(0);
-    let h = Tensor::<3>::random([batch, seq, hidden], Distribution::Normal(0.0, 1.0), &device)
-        .require_grad();
+    let h = Tensor::<3>::random(
+        [batch, seq, hidden],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    )
+    .require_grad();
     let targets: Vec<i64> = (0..batch * seq)
         .map(|i| ((i as u64 * 2_654_435_761) % vocab as u64) as i64)
         .collect();

@@ -87,14 +87,15 @@ fn loss_keys() -> Vec<String> {
 
 /// 1-based line of the first `key = ...` in `text`, if there is one.
 fn line_of(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        let l = l
-            .strip_prefix(key)
-            .or_else(|| l.strip_prefix(&format!("\"{key}\"")));
-        l.is_some_and(|rest| rest.trim_start().starts_with('='))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            let l = l
+                .strip_prefix(key)
+                .or_else(|| l.strip_prefix(&format!("\"{key}\"")));
+            l.is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 fn config_error(origin: &str, text: &str, key: &str, message: String) -> GrpoError {
@@ -120,7 +121,7 @@ impl TrainerConfig {
         let mut loss = toml::Table::new();
         let mut trainer = toml::Table::new();
         for (key, value) in table {
-            if loss_names.iter().any(|k| *k == key) {
+            if loss_names.contains(&key) {
                 loss.insert(key, value);
             } else if TRAINER_KEYS.contains(&key.as_str()) {
                 trainer.insert(key, value);
@@ -184,9 +185,7 @@ impl TrainerConfig {
             max_sampling_rounds: t.max_sampling_rounds.unwrap_or(d.max_sampling_rounds),
             steps_per_generation: t.steps_per_generation.or(d.steps_per_generation),
             logprob_impl: t.logprob_impl.unwrap_or(d.logprob_impl),
-            logprob_chunk_elements: t
-                .logprob_chunk_elements
-                .unwrap_or(d.logprob_chunk_elements),
+            logprob_chunk_elements: t.logprob_chunk_elements.unwrap_or(d.logprob_chunk_elements),
         };
         config.validate().map_err(|e| match e {
             GrpoError::Config { field, message } => config_error(origin, text, &field, message),
@@ -215,7 +214,7 @@ mod tests {
         let c = TrainerConfig::from_toml_str(
             "loss_type = \"grpo\"\nbeta = 0.001\nnum_generations = 16\n\
              learning_rate = 3e-6\nadam_beta2 = 0.99\ngradient_accumulation_steps = 2\n\
-             steps_per_generation = 4\nlr_scheduler_type = \"cosine\"\nlogprob_impl = \"chunked\"\n\
+             steps_per_generation = 4\nlr_scheduler_type = \"cosine\"\nmax_steps = 100\nlogprob_impl = \"chunked\"\n\
              scale_rewards = false\n",
             "grpo.toml",
         )
@@ -243,11 +242,17 @@ mod tests {
                 .to_string()
         };
         let e = err("beta = 0.04\nlearning_rat = 1e-6\n");
-        assert!(e.contains("grpo.toml:2") && e.contains("learning_rat"), "{e}");
+        assert!(
+            e.contains("grpo.toml:2") && e.contains("learning_rat"),
+            "{e}"
+        );
         let e = err("loss_type = \"ppo\"\n");
         assert!(e.contains("grpo.toml:1") && e.contains("loss_type"), "{e}");
         let e = err("seed = 1\nlearning_rate = \"fast\"\n");
-        assert!(e.contains("grpo.toml:2") && e.contains("learning_rate"), "{e}");
+        assert!(
+            e.contains("grpo.toml:2") && e.contains("learning_rate"),
+            "{e}"
+        );
         let e = err("gradient_accumulation_steps = 2\nsteps_per_generation = 3\n");
         assert!(
             e.contains("grpo.toml:2") && e.contains("steps_per_generation"),

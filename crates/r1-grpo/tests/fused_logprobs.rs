@@ -99,8 +99,8 @@ fn reference(
     temperature: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let [b, t, h, v] = c.dims;
-    let hidden = Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), device)
-        .require_grad();
+    let hidden =
+        Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), device).require_grad();
     let weight =
         Tensor::<2>::from_data(TensorData::new(c.weight.clone(), [h, v]), device).require_grad();
     let targets = Tensor::<2, Int>::from_data(TensorData::new(c.targets.clone(), [b, t]), device);
@@ -125,8 +125,8 @@ fn fused(
     chunk: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let [b, t, h, v] = c.dims;
-    let hidden = Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), device)
-        .require_grad();
+    let hidden =
+        Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), device).require_grad();
     let weight =
         Tensor::<2>::from_data(TensorData::new(c.weight.clone(), [h, v]), device).require_grad();
     let targets = Tensor::<2, Int>::from_data(TensorData::new(c.targets.clone(), [b, t]), device);
@@ -211,7 +211,10 @@ fn entropies_carry_no_gradient() {
             fused_selective_log_softmax(hidden.clone(), weight, targets, 1.0, 2, true);
         let grads = (logp.sum() * 0.0 + entropy.expect("entropy").sum()).backward();
         let g = read(hidden.grad(&grads).expect("hidden grad"));
-        assert!(g.iter().all(|x| *x == 0.0), "{name}: entropy leaked a gradient");
+        assert!(
+            g.iter().all(|x| *x == 0.0),
+            "{name}: entropy leaked a gradient"
+        );
     }
 }
 
@@ -228,7 +231,7 @@ fn the_three_implementations_agree_through_a_model() {
     for (dev_name, device) in devices() {
         let device = device.autodiff();
         for model_name in ["qwen2-tied", "qwen2-bias-untied"] {
-            let p = Pretrained::load(&fixture(model_name), Some(DType::F32), &device)
+            let p = Pretrained::load(fixture(model_name), Some(DType::F32), &device)
                 .expect("fixture model");
             let m = &p.model;
             let seqs = vec![vec![3u32, 9, 14, 2, 7], vec![5, 1, 8], vec![11, 4, 6, 10]];
@@ -248,16 +251,10 @@ fn the_three_implementations_agree_through_a_model() {
                 let targets: Vec<i64> = (0..b)
                     .flat_map(|r| batch.ids[r * t + 1..(r + 1) * t].iter().map(|&i| i as i64))
                     .collect();
-                let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, t - 1]), &device);
-                let (lp, ent) = token_logprobs(
-                    m,
-                    hidden.clone(),
-                    targets.clone(),
-                    0.8,
-                    method,
-                    3,
-                    true,
-                );
+                let targets =
+                    Tensor::<2, Int>::from_data(TensorData::new(targets, [b, t - 1]), &device);
+                let (lp, ent) =
+                    token_logprobs(m, hidden.clone(), targets.clone(), 0.8, method, 3, true);
                 let weights = Tensor::<2>::from_data(
                     TensorData::new(
                         (0..b * (t - 1)).map(|i| (i % 5) as f32 - 2.0).collect(),

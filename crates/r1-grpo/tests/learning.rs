@@ -467,7 +467,9 @@ fn steps_per_generation_makes_several_optimiser_steps_per_generation_batch() {
     };
     // A generation batch must be consumed by whole optimiser steps.
     for bad in [Some(0), Some(3)] {
-        let err = trainer(config(2, bad, 1)).err().expect("rejected");
+        let Err(err) = trainer(config(2, bad, 1)) else {
+            panic!("steps_per_generation {bad:?} with 2 accumulation steps was accepted");
+        };
         assert!(
             err.to_string().contains("steps_per_generation"),
             "error names the field: {err}"

@@ -14,7 +14,8 @@ use std::path::Path;
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use r1_grpo::{
-    LogProbImpl, LossConfig, LossInputs, clip_global_norm, completion_logprobs, policy_loss, right_aligned,
+    LogProbImpl, LossConfig, LossInputs, clip_global_norm, completion_logprobs, policy_loss,
+    right_aligned,
 };
 use r1_model::Pretrained;
 use r1_model::logprobs::DEFAULT_CHUNK_ELEMENTS;
@@ -72,16 +73,15 @@ fn one_step_matches_trl() {
         let (prompts, completions) = (ids(&f["prompts"]), ids(&f["completions"]));
         let (batch, cmax, mask) = right_aligned(&prompts, &completions, p.pad_token_id());
         let b = prompts.len();
-        let (logps, entropies) =
-            completion_logprobs(
-                &p.model,
-                &batch,
-                cmax,
-                temperature,
-                LogProbImpl::Fused,
-                DEFAULT_CHUNK_ELEMENTS,
-            )
-            .expect("logps");
+        let (logps, entropies) = completion_logprobs(
+            &p.model,
+            &batch,
+            cmax,
+            temperature,
+            LogProbImpl::Fused,
+            DEFAULT_CHUNK_ELEMENTS,
+        )
+        .expect("logps");
 
         // Log-probs, row by row (TRL keeps completions left-aligned, r1 right-aligned).
         let ours = read(logps.clone().detach());

@@ -17,9 +17,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{FloatTensor, IndexingUpdateOp, IntTensor};
-use burn::backend::{
-    Autodiff, Backend, Scalar, Shape, Slice, TensorMetadata, backend_extension,
-};
+use burn::backend::{Autodiff, Backend, Scalar, Shape, Slice, TensorMetadata, backend_extension};
 use burn::tensor::{DType, FloatDType};
 
 /// Column of each output row holding the target's log-prob.

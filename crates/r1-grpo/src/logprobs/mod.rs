@@ -135,7 +135,7 @@ pub fn fused_selective_log_softmax(
         let stats = <Dispatch as LogProbBackend>::linear_log_softmax_stats(
             rows.clone().slice([start..end, 0..h]).into_dispatch(),
             weight.clone().into_dispatch(),
-            targets.clone().slice([start..end]).into_dispatch(),
+            targets.clone().slice(start..end).into_dispatch(),
             inv_t,
         );
         let stats = Tensor::<2>::from_dispatch(stats); // [rows, 3]
