@@ -248,10 +248,12 @@ fn gib(bytes: f64) -> f64 {
 /// Runs `bench_logprobs` once per implementation and batch, each in a fresh process so that
 /// peak memory does not mix; skips a batch whose peak, extrapolated from batch 1, would not fit.
 fn bench_logprobs(quick: bool) -> Result<()> {
-    let (seq, vocab, hidden, batches): (usize, usize, usize, &[usize]) = if quick {
-        (256, 32_768, 256, &[1, 4])
+    // The quick shape keeps several chunks per batch (4 Mi logits, 128 rows) so that chunked
+    // and fused differ from the reference; the full shape uses the default 64 Mi (441 rows).
+    let (seq, vocab, hidden, chunk, batches): (usize, usize, usize, usize, &[usize]) = if quick {
+        (256, 32_768, 256, 1 << 22, &[1, 4])
     } else {
-        (2048, 151_936, 896, &[1, 2, 4, 8])
+        (2048, 151_936, 896, 1 << 26, &[1, 2, 4, 8])
     };
     run(
         "build bench_logprobs",
@@ -295,7 +297,8 @@ fn bench_logprobs(quick: bool) -> Result<()> {
                     &vocab.to_string(),
                     "--hidden",
                     &hidden.to_string(),
-                ]);
+                ])
+                .args(["--chunk-elements", &chunk.to_string()]);
             eprintln!("\n==> {cmd:?}");
             let out = cmd
                 .output()
@@ -327,7 +330,7 @@ fn bench_logprobs(quick: bool) -> Result<()> {
     }
     let body = format!(
         "Per-token log-probs of `[batch, {seq}, {hidden}]` hidden states under a tied \
-         `[{vocab}, {hidden}]` head (f32), forward (`token_logprobs`, temperature 1) and backward \
+         `[{vocab}, {hidden}]` head (f32), chunks of {chunk} logits, forward (`token_logprobs`, temperature 1) and backward \
          to the hidden states and the head, on Burn's flex CPU backend with {threads} threads. \
          Peak is the process's `VmHWM`; \"above setup\" subtracts the resident memory once the \
          head and hidden states exist. Each row is a fresh process.\n\n\

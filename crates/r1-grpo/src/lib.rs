@@ -33,6 +33,9 @@ pub use error::{GrpoError, Result};
 pub use logprobs::{LogProbImpl, fused_selective_log_softmax, token_logprobs};
 pub use loss::{LossInputs, LossOutput, policy_loss};
 pub use schedule::{LrSchedule, learning_rate};
+/// The whole GRPO configuration, TRL's `GRPOConfig`: [`TrainerConfig`] (with its
+/// [`LossConfig`]), read from one flat TOML table by [`TrainerConfig::from_toml_file`].
+pub type GrpoConfig = TrainerConfig;
 pub use trainer::{
     GrpoTrainer, Prompt, StepMetrics, TrainerConfig, clip_global_norm, completion_logprobs,
     right_aligned,

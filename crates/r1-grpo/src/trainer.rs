@@ -231,8 +231,17 @@ pub struct StepMetrics {
     pub learning_rate: f64,
     /// Loss metrics (kl, entropy, clip ratios).
     pub loss_metrics: Vec<(String, f64)>,
+    /// `rewards/<name>/std` (unbiased, over scorable completions).
+    pub reward_stds: Vec<(String, f64)>,
     /// `completions/mean_length`, min, max.
     pub completion_length: (f64, usize, usize),
+    /// `completions/clipped_ratio`: completions that hit `max_completion_length` (truncated).
+    pub clipped_ratio: f64,
+    /// `completions/mean_terminated_length`, min, max: completions that ended with an eos token
+    /// or a stop string (zeros when none did).
+    pub terminated_length: (f64, usize, usize),
+    /// `time/tokens_per_second`: completion tokens generated per second of generation.
+    pub tokens_per_second: f64,
     /// Seconds in generation, scoring, log-probs + update.
     pub seconds: (f64, f64, f64),
     /// Dynamic sampling: extra rounds sampled, and groups kept in the update.
@@ -828,9 +837,11 @@ impl GrpoTrainer {
             zero_std.iter().filter(|z| **z).count() as f64 / zero_std.len().max(1) as f64;
         for (name, vals) in scored.names.iter().zip(&scored.values) {
             let v: Vec<f64> = vals.iter().flatten().map(|x| *x as f64).collect();
-            metrics
-                .rewards
-                .push((name.clone(), v.iter().sum::<f64>() / v.len().max(1) as f64));
+            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+                / (v.len() as f64 - 1.0).max(1.0);
+            metrics.rewards.push((name.clone(), mean));
+            metrics.reward_stds.push((name.clone(), var.sqrt()));
         }
         let lens: Vec<usize> = samples.iter().map(|s| s.completion_ids.len()).collect();
         metrics.completion_length = (
@@ -838,6 +849,19 @@ impl GrpoTrainer {
             lens.iter().copied().min().unwrap_or(0),
             lens.iter().copied().max().unwrap_or(0),
         );
+        let terminated: Vec<usize> = samples
+            .iter()
+            .filter(|s| s.finish_reason != r1_model::FinishReason::Length)
+            .map(|s| s.completion_ids.len())
+            .collect();
+        metrics.clipped_ratio = 1.0 - terminated.len() as f64 / lens.len().max(1) as f64;
+        metrics.terminated_length = (
+            terminated.iter().sum::<usize>() as f64 / terminated.len().max(1) as f64,
+            terminated.iter().copied().min().unwrap_or(0),
+            terminated.iter().copied().max().unwrap_or(0),
+        );
+        metrics.tokens_per_second =
+            lens.iter().sum::<usize>() as f64 / metrics.seconds.0.max(f64::MIN_POSITIVE);
         metrics.seconds.1 = t1.elapsed().as_secs_f64();
 
         // 3. the batch the loss sees: completions right-aligned under a mask
@@ -1114,6 +1138,9 @@ impl StepMetrics {
         for (name, v) in &self.rewards {
             m.insert(format!("rewards/{name}/mean"), (*v).into());
         }
+        for (name, v) in &self.reward_stds {
+            m.insert(format!("rewards/{name}/std"), (*v).into());
+        }
         m.insert("loss".into(), self.loss.into());
         m.insert("grad_norm".into(), self.grad_norm.into());
         m.insert("learning_rate".into(), self.learning_rate.into());
@@ -1132,6 +1159,20 @@ impl StepMetrics {
             "completions/max_length".into(),
             self.completion_length.2.into(),
         );
+        m.insert("completions/clipped_ratio".into(), self.clipped_ratio.into());
+        m.insert(
+            "completions/mean_terminated_length".into(),
+            self.terminated_length.0.into(),
+        );
+        m.insert(
+            "completions/min_terminated_length".into(),
+            self.terminated_length.1.into(),
+        );
+        m.insert(
+            "completions/max_terminated_length".into(),
+            self.terminated_length.2.into(),
+        );
+        m.insert("time/tokens_per_second".into(), self.tokens_per_second.into());
         m.insert("time/generate".into(), self.seconds.0.into());
         m.insert("time/reward".into(), self.seconds.1.into());
         m.insert("time/update".into(), self.seconds.2.into());

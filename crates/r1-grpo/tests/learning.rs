@@ -93,6 +93,10 @@ fn off_policy_updates_with_a_reference_model_and_metrics_file() {
         "kl",
         "grad_norm",
         "completions/mean_length",
+        "rewards/low_half/std",
+        "completions/clipped_ratio",
+        "completions/mean_terminated_length",
+        "time/tokens_per_second",
     ] {
         assert!(
             lines[2].get(key).is_some(),
@@ -100,6 +104,9 @@ fn off_policy_updates_with_a_reference_model_and_metrics_file() {
             lines[2]
         );
     }
+    // No eos ids: every completion runs to the budget.
+    assert_eq!(lines[2]["completions/clipped_ratio"], 1.0);
+    assert!(lines[2]["time/tokens_per_second"].as_f64().is_some_and(|t| t > 0.0));
     let _ = std::fs::remove_file(&path);
     // Bad combinations are refused with the field's name.
     let bad = TrainerConfig {
