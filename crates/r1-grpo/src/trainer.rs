@@ -838,8 +838,8 @@ impl GrpoTrainer {
         for (name, vals) in scored.names.iter().zip(&scored.values) {
             let v: Vec<f64> = vals.iter().flatten().map(|x| *x as f64).collect();
             let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
-                / (v.len() as f64 - 1.0).max(1.0);
+            let var =
+                v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0).max(1.0);
             metrics.rewards.push((name.clone(), mean));
             metrics.reward_stds.push((name.clone(), var.sqrt()));
         }
@@ -1159,7 +1159,10 @@ impl StepMetrics {
             "completions/max_length".into(),
             self.completion_length.2.into(),
         );
-        m.insert("completions/clipped_ratio".into(), self.clipped_ratio.into());
+        m.insert(
+            "completions/clipped_ratio".into(),
+            self.clipped_ratio.into(),
+        );
         m.insert(
             "completions/mean_terminated_length".into(),
             self.terminated_length.0.into(),
@@ -1172,7 +1175,10 @@ impl StepMetrics {
             "completions/max_terminated_length".into(),
             self.terminated_length.2.into(),
         );
-        m.insert("time/tokens_per_second".into(), self.tokens_per_second.into());
+        m.insert(
+            "time/tokens_per_second".into(),
+            self.tokens_per_second.into(),
+        );
         m.insert("time/generate".into(), self.seconds.0.into());
         m.insert("time/reward".into(), self.seconds.1.into());
         m.insert("time/update".into(), self.seconds.2.into());

@@ -106,7 +106,11 @@ fn off_policy_updates_with_a_reference_model_and_metrics_file() {
     }
     // No eos ids: every completion runs to the budget.
     assert_eq!(lines[2]["completions/clipped_ratio"], 1.0);
-    assert!(lines[2]["time/tokens_per_second"].as_f64().is_some_and(|t| t > 0.0));
+    assert!(
+        lines[2]["time/tokens_per_second"]
+            .as_f64()
+            .is_some_and(|t| t > 0.0)
+    );
     let _ = std::fs::remove_file(&path);
     // Bad combinations are refused with the field's name.
     let bad = TrainerConfig {
