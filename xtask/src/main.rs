@@ -1,7 +1,8 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so that it runs wherever cargo does.
 //!
-//! - `ci`: what CI runs, cheapest first: `cargo fmt --check`, `cargo clippy -D warnings`, tests,
-//!   then the CubeCL kernel tests on wgpu (Mesa's software Vulkan where there is no GPU).
+//! - `ci`: what CI runs, cheapest first: `cargo fmt --check`, `cargo clippy -D warnings`, every
+//!   test, with `r1-grpo/wgpu` so that the CubeCL kernel tests run (on Mesa's software Vulkan
+//!   where there is no GPU).
 //! - `fixtures`: rewrites the transformers parity fixtures (needs Python with torch and
 //!   transformers).
 //! - `plugins`: builds the reward plugins under `plugins/`.
@@ -18,7 +19,7 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                         fmt --check, clippy -D warnings, every test, then the kernel tests on wgpu
+  ci                         fmt --check, clippy -D warnings, every test (kernel tests on wgpu included)
   fixtures                   regenerate the parity fixtures (python + torch + transformers + math-verify)
   plugins [--release]        build the reward plugins under plugins/ (shared libraries in target/)
   bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md
@@ -58,50 +59,44 @@ fn python() -> String {
 
 fn ci() -> Result<()> {
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
-    // clippy and the tests share the dev profile, so dependencies are built once for both.
-    run(
-        "clippy",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    run(
-        "test",
-        cargo().args(["test", "--workspace", "--no-fail-fast"]),
-    )?;
-    kernel_tests()
+    // clippy and the tests share the dev profile and one feature set, so dependencies are built
+    // once for both. `r1-grpo/wgpu` compiles Burn's wgpu backend in beside flex, so clippy sees
+    // the CubeCL kernels and the kernel tests (`fused_logprobs`) run them on wgpu: over Mesa's
+    // software Vulkan (lavapipe) where there is no GPU. `BURN_DEVICE=flex` keeps every other
+    // test on the CPU backend (`Device::default()` would prefer wgpu).
+    let skip = std::env::var("R1_KERNEL_TESTS").as_deref() == Ok("skip");
+    let features: &[&str] = if skip {
+        eprintln!("\n==> kernel tests: SKIPPED (R1_KERNEL_TESTS=skip): no wgpu in this build");
+        &[]
+    } else {
+        &["--features", "r1-grpo/wgpu"]
+    };
+    let mut clippy = cargo();
+    clippy
+        .args(["clippy", "--workspace", "--all-targets"])
+        .args(features)
+        .args(["--", "-D", "warnings"]);
+    run("clippy", &mut clippy)?;
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--no-fail-fast"])
+        .args(features)
+        .env("BURN_DEVICE", "flex");
+    if !skip {
+        wgpu_env(&mut test)?;
+    }
+    run("test", &mut test)
 }
 
 /// Mesa's lavapipe (software Vulkan) driver manifest, installed by `mesa-vulkan-drivers`.
 const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
 
-/// The CubeCL kernel tests on Burn's wgpu backend. Without a GPU they run on lavapipe; with
-/// neither, `R1_KERNEL_TESTS=skip` is the only way past this step (`.ci/run` installs Mesa).
-fn kernel_tests() -> Result<()> {
-    let mut cmd = cargo();
-    cmd.args([
-        "test",
-        "-p",
-        "r1-grpo",
-        "--features",
-        "wgpu",
-        "--test",
-        "fused_logprobs",
-    ]);
-    if std::env::var("R1_KERNEL_TESTS").as_deref() == Ok("skip") {
-        eprintln!("\n==> kernel tests: SKIPPED (R1_KERNEL_TESTS=skip)");
-        return Ok(());
-    }
+/// Environment for wgpu on a machine without a GPU: lavapipe's manifest (when installed and no
+/// other is chosen) and a private runtime directory.
+fn wgpu_env(cmd: &mut Command) -> Result<()> {
     if Path::new(LAVAPIPE_ICD).exists() && std::env::var_os("VK_ICD_FILENAMES").is_none() {
         cmd.env("VK_ICD_FILENAMES", LAVAPIPE_ICD);
     }
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        // wgpu wants a private runtime directory.
         let dir = root().join("target/xdg-runtime");
         std::fs::create_dir_all(&dir)?;
         #[cfg(unix)]
@@ -111,7 +106,7 @@ fn kernel_tests() -> Result<()> {
         }
         cmd.env("XDG_RUNTIME_DIR", dir);
     }
-    run("kernel tests (wgpu)", &mut cmd)
+    Ok(())
 }
 
 fn fixtures() -> Result<()> {

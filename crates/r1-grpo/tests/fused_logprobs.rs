@@ -92,18 +92,31 @@ fn case(dims: [usize; 4], seed: u64) -> Case {
     }
 }
 
+impl Case {
+    /// Hidden states, head and targets on `device` (leaves that require a gradient if `grad`).
+    fn tensors(&self, device: &Device, grad: bool) -> (Tensor<3>, Tensor<2>, Tensor<2, Int>) {
+        let [b, t, h, v] = self.dims;
+        let hidden =
+            Tensor::<3>::from_data(TensorData::new(self.hidden.clone(), [b, t, h]), device);
+        let weight = Tensor::<2>::from_data(TensorData::new(self.weight.clone(), [h, v]), device);
+        let targets =
+            Tensor::<2, Int>::from_data(TensorData::new(self.targets.clone(), [b, t]), device);
+        if grad {
+            (hidden.require_grad(), weight.require_grad(), targets)
+        } else {
+            (hidden, weight, targets)
+        }
+    }
+}
+
 /// The reference: full logits, `log_softmax`, gather; entropy from the same log-softmax.
 fn reference(
     c: &Case,
     device: &Device,
     temperature: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let [b, t, h, v] = c.dims;
-    let hidden =
-        Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), device).require_grad();
-    let weight =
-        Tensor::<2>::from_data(TensorData::new(c.weight.clone(), [h, v]), device).require_grad();
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(c.targets.clone(), [b, t]), device);
+    let [b, t, h, _] = c.dims;
+    let (hidden, weight, targets) = c.tensors(device, true);
     let logits = hidden.clone().reshape([b * t, h]).matmul(weight.clone()) / temperature as f64;
     let lsm = burn::tensor::activation::log_softmax(logits, 1);
     let logp = lsm.clone().gather(1, targets.reshape([b * t, 1]));
@@ -124,12 +137,8 @@ fn fused(
     temperature: f32,
     chunk: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let [b, t, h, v] = c.dims;
-    let hidden =
-        Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), device).require_grad();
-    let weight =
-        Tensor::<2>::from_data(TensorData::new(c.weight.clone(), [h, v]), device).require_grad();
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(c.targets.clone(), [b, t]), device);
+    let [b, t, _, _] = c.dims;
+    let (hidden, weight, targets) = c.tensors(device, true);
     let (logp, entropy) = fused_selective_log_softmax(
         hidden.clone(),
         weight.clone(),
@@ -179,11 +188,7 @@ fn without_autodiff_the_fused_op_gives_the_same_values() {
     for (name, device) in devices() {
         let c = case([2, 4, 8, 300], 7);
         let (lp, ent, _, _) = reference(&c, &device.clone().autodiff(), 0.9);
-        let [b, t, h, v] = c.dims;
-        let hidden = Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), &device);
-        let weight = Tensor::<2>::from_data(TensorData::new(c.weight.clone(), [h, v]), &device);
-        let targets =
-            Tensor::<2, Int>::from_data(TensorData::new(c.targets.clone(), [b, t]), &device);
+        let (hidden, weight, targets) = c.tensors(&device, false);
         let (flp, fent) = fused_selective_log_softmax(hidden, weight, targets, 0.9, 3, true);
         assert_close(&format!("{name} logp"), &read(flp), &lp, TOL);
         assert_close(
@@ -200,13 +205,7 @@ fn entropies_carry_no_gradient() {
     for (name, device) in devices() {
         let device = device.autodiff();
         let c = case([1, 3, 4, 10], 9);
-        let [b, t, h, v] = c.dims;
-        let hidden = Tensor::<3>::from_data(TensorData::new(c.hidden.clone(), [b, t, h]), &device)
-            .require_grad();
-        let weight = Tensor::<2>::from_data(TensorData::new(c.weight.clone(), [h, v]), &device)
-            .require_grad();
-        let targets =
-            Tensor::<2, Int>::from_data(TensorData::new(c.targets.clone(), [b, t]), &device);
+        let (hidden, weight, targets) = c.tensors(&device, true);
         let (logp, entropy) =
             fused_selective_log_softmax(hidden.clone(), weight, targets, 1.0, 2, true);
         let grads = (logp.sum() * 0.0 + entropy.expect("entropy").sum()).backward();
