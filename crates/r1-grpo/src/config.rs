@@ -223,12 +223,7 @@ impl LossConfig {
 
     /// Rejects bad values and combinations, saying why (as TRL does, and a few more).
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, message: &str| {
-            Err(GrpoError::Config {
-                field: field.into(),
-                message: message.into(),
-            })
-        };
+        let bad = |field: &str, message: &str| Err(GrpoError::config(field, message));
         if !(self.beta >= 0.0 && self.beta.is_finite()) {
             return bad("beta", "must be a finite number >= 0");
         }

@@ -19,5 +19,15 @@ pub enum GrpoError {
     Backend(String),
 }
 
+impl GrpoError {
+    /// A [`GrpoError::Config`] on `field`.
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Config {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// `Result` with [`GrpoError`].
 pub type Result<T, E = GrpoError> = std::result::Result<T, E>;

@@ -103,20 +103,15 @@ fn config_error(origin: &str, text: &str, key: &str, message: String) -> GrpoErr
         Some(line) => format!("{origin}:{line}"),
         None => origin.to_string(),
     };
-    GrpoError::Config {
-        field: key.to_string(),
-        message: format!("{at}: {message}"),
-    }
+    GrpoError::config(key, format!("{at}: {message}"))
 }
 
 impl TrainerConfig {
     /// Reads a flat TOML table of `GRPOConfig` keys (see the module docs) over the defaults and
     /// validates the result. `origin` (a file name) prefixes every error with its line.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| GrpoError::Config {
-            field: "(syntax)".into(),
-            message: format!("{origin}: {e}"),
-        })?;
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| GrpoError::config("(syntax)", format!("{origin}: {e}")))?;
         let loss_names = loss_keys();
         let mut loss = toml::Table::new();
         let mut trainer = toml::Table::new();
@@ -196,10 +191,8 @@ impl TrainerConfig {
 
     /// [`TrainerConfig::from_toml_str`] on a file.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| GrpoError::Config {
-            field: "(file)".into(),
-            message: format!("{}: {e}", path.display()),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| GrpoError::config("(file)", format!("{}: {e}", path.display())))?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
 }

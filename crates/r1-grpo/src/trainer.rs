@@ -94,12 +94,7 @@ impl TrainerConfig {
     /// Checks every field and combination; the error names the field (TRL's name) and says why.
     pub fn validate(&self) -> Result<()> {
         self.loss.validate()?;
-        let bad = |field: &str, message: &str| {
-            Err(GrpoError::Config {
-                field: field.into(),
-                message: message.into(),
-            })
-        };
+        let bad = |field: &str, message: &str| Err(GrpoError::config(field, message));
         if !(self.learning_rate >= 0.0 && self.learning_rate.is_finite()) {
             return bad("learning_rate", "must be a finite number >= 0");
         }
@@ -125,46 +120,34 @@ impl TrainerConfig {
             );
         }
         if self.num_iterations == 0 {
-            return Err(GrpoError::Config {
-                field: "num_iterations".into(),
-                message: "must be at least 1".into(),
-            });
+            return bad("num_iterations", "must be at least 1");
         }
         let ga = self.gradient_accumulation_steps;
         if ga == 0 {
-            return Err(GrpoError::Config {
-                field: "gradient_accumulation_steps".into(),
-                message: "must be at least 1".into(),
-            });
+            return bad("gradient_accumulation_steps", "must be at least 1");
         }
         if let Some(spg) = self.steps_per_generation
             && (spg == 0 || !spg.is_multiple_of(ga))
         {
-            return Err(GrpoError::Config {
-                field: "steps_per_generation".into(),
-                message: format!(
+            return Err(GrpoError::config(
+                "steps_per_generation",
+                format!(
                     "must be a positive multiple of gradient_accumulation_steps ({ga}): a \
                      generation batch is consumed by whole optimiser steps, got {spg}"
                 ),
-            });
+            ));
         }
         if self.logprob_chunk_elements == 0 {
-            return Err(GrpoError::Config {
-                field: "logprob_chunk_elements".into(),
-                message: "must be at least 1".into(),
-            });
+            return bad("logprob_chunk_elements", "must be at least 1");
         }
         if !(0.0..=1.0).contains(&self.ref_model_mixup_alpha) {
-            return Err(GrpoError::Config {
-                field: "ref_model_mixup_alpha".into(),
-                message: "must be in [0, 1]".into(),
-            });
+            return bad("ref_model_mixup_alpha", "must be in [0, 1]");
         }
         if self.sync_ref_model && self.loss.beta == 0.0 {
-            return Err(GrpoError::Config {
-                field: "sync_ref_model".into(),
-                message: "there is no reference model to sync with beta = 0".into(),
-            });
+            return bad(
+                "sync_ref_model",
+                "there is no reference model to sync with beta = 0",
+            );
         }
         Ok(())
     }
@@ -844,22 +827,14 @@ impl GrpoTrainer {
             metrics.reward_stds.push((name.clone(), var.sqrt()));
         }
         let lens: Vec<usize> = samples.iter().map(|s| s.completion_ids.len()).collect();
-        metrics.completion_length = (
-            lens.iter().sum::<usize>() as f64 / lens.len().max(1) as f64,
-            lens.iter().copied().min().unwrap_or(0),
-            lens.iter().copied().max().unwrap_or(0),
-        );
+        metrics.completion_length = mean_min_max(&lens);
         let terminated: Vec<usize> = samples
             .iter()
             .filter(|s| s.finish_reason != r1_model::FinishReason::Length)
             .map(|s| s.completion_ids.len())
             .collect();
         metrics.clipped_ratio = 1.0 - terminated.len() as f64 / lens.len().max(1) as f64;
-        metrics.terminated_length = (
-            terminated.iter().sum::<usize>() as f64 / terminated.len().max(1) as f64,
-            terminated.iter().copied().min().unwrap_or(0),
-            terminated.iter().copied().max().unwrap_or(0),
-        );
+        metrics.terminated_length = mean_min_max(&terminated);
         metrics.tokens_per_second =
             lens.iter().sum::<usize>() as f64 / metrics.seconds.0.max(f64::MIN_POSITIVE);
         metrics.seconds.1 = t1.elapsed().as_secs_f64();
@@ -1037,6 +1012,15 @@ impl GrpoTrainer {
     }
 }
 
+/// Mean (0 for none), min and max (0 for none) of `values`.
+fn mean_min_max(values: &[usize]) -> (f64, usize, usize) {
+    (
+        values.iter().sum::<usize>() as f64 / values.len().max(1) as f64,
+        values.iter().copied().min().unwrap_or(0),
+        values.iter().copied().max().unwrap_or(0),
+    )
+}
+
 /// Cuts rows `range` out of a right-aligned `[rows, cmax]` array and re-aligns them to `to`
 /// columns (the micro-batch's longest completion).
 fn realign(
@@ -1147,33 +1131,17 @@ impl StepMetrics {
         for (name, v) in &self.loss_metrics {
             m.insert(name.clone(), (*v).into());
         }
-        m.insert(
-            "completions/mean_length".into(),
-            self.completion_length.0.into(),
-        );
-        m.insert(
-            "completions/min_length".into(),
-            self.completion_length.1.into(),
-        );
-        m.insert(
-            "completions/max_length".into(),
-            self.completion_length.2.into(),
-        );
+        for (suffix, (mean, min, max)) in [
+            ("length", self.completion_length),
+            ("terminated_length", self.terminated_length),
+        ] {
+            m.insert(format!("completions/mean_{suffix}"), mean.into());
+            m.insert(format!("completions/min_{suffix}"), min.into());
+            m.insert(format!("completions/max_{suffix}"), max.into());
+        }
         m.insert(
             "completions/clipped_ratio".into(),
             self.clipped_ratio.into(),
-        );
-        m.insert(
-            "completions/mean_terminated_length".into(),
-            self.terminated_length.0.into(),
-        );
-        m.insert(
-            "completions/min_terminated_length".into(),
-            self.terminated_length.1.into(),
-        );
-        m.insert(
-            "completions/max_terminated_length".into(),
-            self.terminated_length.2.into(),
         );
         m.insert(
             "time/tokens_per_second".into(),
