@@ -282,6 +282,7 @@ fn build_builtin(kind: &str, ctx: &Ctx<'_>) -> Result<Arc<dyn Reward>> {
                 "memory_mb",
                 "max_processes",
                 "max_file_mb",
+                "max_output_kb",
                 "scoring",
             ])?;
             let d = crate::code::Limits::default();
@@ -296,6 +297,7 @@ fn build_builtin(kind: &str, ctx: &Ctx<'_>) -> Result<Arc<dyn Reward>> {
                 max_file_bytes: (ctx.usize_or("max_file_mb", (d.max_file_bytes >> 20) as usize)?
                     as u64)
                     << 20,
+                max_output_bytes: ctx.usize_or("max_output_kb", d.max_output_bytes >> 10)? << 10,
             };
             let scoring = match ctx.str_opt("scoring")?.unwrap_or("fraction") {
                 "fraction" => crate::code::Scoring::Fraction,
