@@ -266,22 +266,35 @@ pub fn reasoning_steps(completion: &str) -> f32 {
     (count as f32 / 3.0).min(1.0)
 }
 
-/// Maths accuracy against the input's reference answers: 1 when the extracted answer is
-/// equivalent to any of them, 0 otherwise (no answer found included); `None` without a
-/// reference.
+/// Maths accuracy against the input's reference answers: 1 when the completion's final answer
+/// is equivalent to any of them ([`math::grade`]), 0 otherwise (no answer found included);
+/// `None` without a reference, or when no reference has an answer in it (logged, naming the
+/// record by its `id` metadata when it has one).
 pub fn accuracy(input: &RewardInput, extraction: &Extraction) -> Option<f32> {
     if input.answers.is_empty() {
         return None;
     }
-    let Some(predicted) = math::extract_answer(after_reasoning(&input.completion), extraction)
-    else {
-        return Some(0.0);
-    };
-    let ok = input
-        .answers
-        .iter()
-        .any(|gold| math::equivalent(gold, &predicted));
-    Some(if ok { 1.0 } else { 0.0 })
+    let mut usable = false;
+    for gold in &input.answers {
+        match math::grade(gold, &input.completion, extraction) {
+            math::Grade::Correct { .. } => return Some(1.0),
+            math::Grade::BadGold => {}
+            _ => usable = true,
+        }
+    }
+    if !usable {
+        let id = input
+            .metadata
+            .get("id")
+            .map_or_else(|| "(no id)".to_string(), ToString::to_string);
+        tracing::warn!(
+            record = %id,
+            gold = ?input.answers,
+            "accuracy: the reference has no answer the grader can read; scored None"
+        );
+        return None;
+    }
+    Some(0.0)
 }
 
 #[cfg(test)]

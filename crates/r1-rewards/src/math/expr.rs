@@ -1,16 +1,73 @@
-//! Answer expressions and their evaluation: exact rationals where possible, floats otherwise.
+//! Parsed answers and their evaluation.
+
+use super::value::{Complex, Func, Rational, Value};
+
+/// A number as written: its exact value and, for decimals, how many digits it shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num {
+    /// The exact value (`0.25` is `1/4`).
+    pub value: Rational,
+    /// Digits after the decimal point when written as a decimal (`0.2857`: 4); `None` for
+    /// integers and fractions.
+    pub decimals: Option<u32>,
+    /// Significant digits shown (`0.2857`: 4, `3.14`: 3, `120`: 3).
+    pub significant: u32,
+}
+
+/// A relation between two sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelOp {
+    /// `=`
+    Eq,
+    /// `\neq`
+    Ne,
+    /// `<`
+    Lt,
+    /// `\le`
+    Le,
+    /// `>`
+    Gt,
+    /// `\ge`
+    Ge,
+    /// `\approx`
+    Approx,
+    /// `\in`
+    In,
+}
+
+impl RelOp {
+    /// The same relation with its sides swapped (`<` becomes `>`).
+    pub fn flipped(self) -> Self {
+        match self {
+            RelOp::Lt => RelOp::Gt,
+            RelOp::Gt => RelOp::Lt,
+            RelOp::Le => RelOp::Ge,
+            RelOp::Ge => RelOp::Le,
+            other => other,
+        }
+    }
+
+    /// An order relation (`<`, `\le`, `>`, `\ge`).
+    pub fn is_order(self) -> bool {
+        matches!(self, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge)
+    }
+}
 
 /// A parsed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// An exact rational `num / den` (den > 0, reduced).
-    Rat(i128, i128),
-    /// A number that is not exactly representable as a small rational.
+    /// A number as written.
+    Num(Num),
+    /// A number too large for an exact rational.
     Float(f64),
-    /// A variable.
+    /// A variable (`x`, `x_1`, `\alpha`).
     Sym(String),
     /// π.
     Pi,
+    /// Euler's number.
+    E,
+    /// The imaginary unit.
+    I,
     /// Infinity.
     Inf,
     /// A sum.
@@ -23,291 +80,108 @@ pub enum Expr {
     Div(Box<Expr>, Box<Expr>),
     /// A power.
     Pow(Box<Expr>, Box<Expr>),
-    /// A function of arguments: `sqrt`, `root` (index, radicand), `sin`, `cos`, `tan`, `ln`,
-    /// `log`, `exp`, `abs`, `fact`.
-    Func(String, Vec<Expr>),
-    /// `x%`.
+    /// A known function of arguments.
+    Func(Func, Vec<Expr>),
+    /// `x\%`.
     Percent(Box<Expr>),
-    /// `(a, b, ...)`: ordered.
+    /// `a \pm b`: both values.
+    PlusMinus(Box<Expr>, Box<Expr>),
+    /// A chain of relations: `sides[0] ops[0] sides[1] ops[1] sides[2] ...`.
+    Rel(Vec<Expr>, Vec<RelOp>),
+    /// `(a, b, ...)`: ordered (a point, a vector, an open interval when two ends).
     Tuple(Vec<Expr>),
     /// `\{a, b\}`: unordered.
     Set(Vec<Expr>),
-    /// `a, b` with no brackets: several answers, in any order.
+    /// `a, b` or `a and b` with no brackets: several answers, in any order.
     List(Vec<Expr>),
-    /// An interval with its closedness.
-    Interval(bool, Box<Expr>, Box<Expr>, bool),
+    /// An interval `(lo, hi)` with whether each end is closed.
+    Interval(Box<Expr>, Box<Expr>, bool, bool),
     /// A union of intervals or sets.
     Union(Vec<Expr>),
-    /// A relation `lhs op rhs`, op one of `=`, `<`, `<=`, `>`, `>=`, `!=`, `in`.
-    Rel(String, Box<Expr>, Box<Expr>),
+    /// All real numbers.
+    Reals,
+    /// A set without another (`\\mathbb{R} \\setminus \\{1\\}`).
+    Without(Box<Expr>, Box<Expr>),
     /// A matrix, row by row.
     Matrix(Vec<Vec<Expr>>),
-    /// Free text (names, words).
+    /// `a : b`.
+    Ratio(Vec<Expr>),
+    /// A numeral in another base: digits and base (`1011_2`).
+    Based(String, u32),
+    /// Words (a name, a day): compared case-insensitively.
     Text(String),
 }
 
-/// An evaluated scalar.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Val {
-    /// Exact rational.
-    Rat(i128, i128),
-    /// Floating point.
-    F(f64),
+/// Work left for parsing, evaluating and comparing one pair of answers: a count of steps and
+/// a wall-clock deadline, whichever runs out first.
+#[derive(Debug)]
+pub struct Budget {
+    steps: u64,
+    deadline: Option<std::time::Instant>,
 }
 
-fn gcd(mut a: i128, mut b: i128) -> i128 {
-    a = a.abs();
-    b = b.abs();
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// A reduced rational, or `None` on a zero denominator or overflow.
-pub fn rat(num: i128, den: i128) -> Option<Val> {
-    if den == 0 {
-        return None;
-    }
-    let g = gcd(num, den).max(1);
-    let (mut n, mut d) = (num / g, den / g);
-    if d < 0 {
-        n = n.checked_neg()?;
-        d = d.checked_neg()?;
-    }
-    Some(Val::Rat(n, d))
-}
-
-impl Val {
-    /// As a float.
-    pub fn f(self) -> f64 {
-        match self {
-            Val::Rat(n, d) => n as f64 / d as f64,
-            Val::F(x) => x,
+impl Budget {
+    /// A budget of `steps` units of work.
+    pub fn new(steps: u64) -> Self {
+        Self {
+            steps,
+            deadline: None,
         }
     }
 
-    fn add(self, o: Val) -> Val {
-        if let (Val::Rat(a, b), Val::Rat(c, d)) = (self, o)
-            && let Some(v) = (|| {
-                rat(
-                    a.checked_mul(d)?.checked_add(c.checked_mul(b)?)?,
-                    b.checked_mul(d)?,
-                )
-            })()
+    /// A budget of `steps` units and at most `time`.
+    pub fn with_deadline(steps: u64, time: std::time::Duration) -> Self {
+        Self {
+            steps,
+            deadline: Some(std::time::Instant::now() + time),
+        }
+    }
+
+    /// Spends one unit; false when none is left.
+    pub fn spend(&mut self) -> bool {
+        if self.steps == 0 {
+            return false;
+        }
+        self.steps -= 1;
+        if self.steps % 512 == 0
+            && let Some(d) = self.deadline
+            && std::time::Instant::now() >= d
         {
-            return v;
+            self.steps = 0;
+            return false;
         }
-        Val::F(self.f() + o.f())
+        true
     }
 
-    fn mul(self, o: Val) -> Val {
-        if let (Val::Rat(a, b), Val::Rat(c, d)) = (self, o)
-            && let Some(v) = (|| rat(a.checked_mul(c)?, b.checked_mul(d)?))()
-        {
-            return v;
-        }
-        Val::F(self.f() * o.f())
-    }
-
-    fn neg(self) -> Val {
-        match self {
-            Val::Rat(n, d) => n
-                .checked_neg()
-                .map_or(Val::F(-(n as f64) / d as f64), |n| Val::Rat(n, d)),
-            Val::F(x) => Val::F(-x),
-        }
-    }
-
-    fn div(self, o: Val) -> Val {
-        if let (Val::Rat(a, b), Val::Rat(c, d)) = (self, o)
-            && c != 0
-            && let Some(v) = (|| rat(a.checked_mul(d)?, b.checked_mul(c)?))()
-        {
-            return v;
-        }
-        Val::F(self.f() / o.f())
-    }
-
-    fn pow(self, o: Val) -> Val {
-        if let (Val::Rat(a, b), Val::Rat(e, 1)) = (self, o)
-            && e.abs() <= 128
-        {
-            let mut num: Option<i128> = Some(1);
-            let mut den: Option<i128> = Some(1);
-            for _ in 0..e.abs() {
-                num = num.and_then(|n| n.checked_mul(a));
-                den = den.and_then(|d| d.checked_mul(b));
-            }
-            if let (Some(n), Some(d)) = (num, den) {
-                let v = if e >= 0 { rat(n, d) } else { rat(d, n) };
-                if let Some(v) = v {
-                    return v;
-                }
-            }
-        }
-        // Perfect roots of rationals stay exact: (4/9)^(1/2) = 2/3.
-        if let (Val::Rat(a, b), Val::Rat(1, k)) = (self, o)
-            && (2..=6).contains(&k)
-            && a >= 0
-            && let (Some(ra), Some(rb)) = (int_root(a, k as u32), int_root(b, k as u32))
-            && let Some(v) = rat(ra, rb)
-        {
-            return v;
-        }
-        let (base, exp) = (self.f(), o.f());
-        // Odd roots of negative numbers are real.
-        if base < 0.0
-            && let Val::Rat(1, k) = o
-            && k % 2 == 1
-        {
-            return Val::F(-(-base).powf(exp));
-        }
-        Val::F(base.powf(exp))
+    /// Whether the budget is spent.
+    pub fn exhausted(&self) -> bool {
+        self.steps == 0
     }
 }
 
-fn int_root(x: i128, k: u32) -> Option<i128> {
-    if x < 0 {
-        return None;
-    }
-    let r = (x as f64).powf(1.0 / k as f64).round() as i128;
-    [r - 1, r, r + 1]
-        .into_iter()
-        .find(|&c| c >= 0 && c.checked_pow(k) == Some(x))
-}
-
-/// Work budget for one evaluation: nested powers and factorials cannot run away.
-pub struct Budget(pub usize);
+/// Values of the free symbols at one evaluation point.
+pub type Env<'a> = &'a [(String, Value)];
 
 impl Expr {
-    /// Evaluates a scalar expression; symbols take their value from `env`, and a missing
-    /// symbol makes the result `None`.
-    pub fn eval(&self, env: &dyn Fn(&str) -> Option<f64>, budget: &mut Budget) -> Option<Val> {
-        if budget.0 == 0 {
-            return None;
-        }
-        budget.0 -= 1;
-        Some(match self {
-            Expr::Rat(n, d) => Val::Rat(*n, *d),
-            Expr::Float(x) => Val::F(*x),
-            Expr::Sym(s) => Val::F(env(s)?),
-            Expr::Pi => Val::F(std::f64::consts::PI),
-            Expr::Inf => Val::F(f64::INFINITY),
-            Expr::Add(items) => {
-                let mut acc = Val::Rat(0, 1);
-                for e in items {
-                    acc = acc.add(e.eval(env, budget)?);
-                }
-                acc
-            }
-            Expr::Mul(items) => {
-                let mut acc = Val::Rat(1, 1);
-                for e in items {
-                    acc = acc.mul(e.eval(env, budget)?);
-                }
-                acc
-            }
-            Expr::Neg(e) => e.eval(env, budget)?.neg(),
-            Expr::Div(a, b) => {
-                let d = b.eval(env, budget)?;
-                if d.f() == 0.0 {
-                    return None;
-                }
-                a.eval(env, budget)?.div(d)
-            }
-            Expr::Pow(a, b) => {
-                let (x, e) = (a.eval(env, budget)?, b.eval(env, budget)?);
-                if e.f().abs() > 1e4 {
-                    return None;
-                }
-                x.pow(e)
-            }
-            Expr::Percent(e) => e.eval(env, budget)?.div(Val::Rat(100, 1)),
-            Expr::Func(name, args) => {
-                let v: Vec<Val> = args
-                    .iter()
-                    .map(|a| a.eval(env, budget))
-                    .collect::<Option<_>>()?;
-                match (name.as_str(), v.as_slice()) {
-                    ("sqrt", [x]) => x.pow(Val::Rat(1, 2)),
-                    ("root", [k, x]) => match k {
-                        Val::Rat(k, 1) if *k > 0 => x.pow(Val::Rat(1, *k)),
-                        _ => x.pow(Val::F(1.0 / k.f())),
-                    },
-                    ("abs", [x]) => match x {
-                        Val::Rat(n, d) => Val::Rat(n.checked_abs()?, *d),
-                        Val::F(f) => Val::F(f.abs()),
-                    },
-                    ("fact", [Val::Rat(n, 1)]) if (0..=30).contains(n) => {
-                        Val::Rat((1..=*n).product::<i128>().max(1), 1)
-                    }
-                    ("binom", [Val::Rat(n, 1), Val::Rat(k, 1)])
-                        if (0..=60).contains(n) && (0..=*n).contains(k) =>
-                    {
-                        let mut c: i128 = 1;
-                        for i in 0..*k {
-                            c = c * (n - i) / (i + 1);
-                        }
-                        Val::Rat(c, 1)
-                    }
-                    ("sin", [x]) => Val::F(x.f().sin()),
-                    ("cos", [x]) => Val::F(x.f().cos()),
-                    ("tan", [x]) => Val::F(x.f().tan()),
-                    ("cot", [x]) => Val::F(1.0 / x.f().tan()),
-                    ("sec", [x]) => Val::F(1.0 / x.f().cos()),
-                    ("csc", [x]) => Val::F(1.0 / x.f().sin()),
-                    ("arcsin", [x]) => Val::F(x.f().asin()),
-                    ("arccos", [x]) => Val::F(x.f().acos()),
-                    ("arctan", [x]) => Val::F(x.f().atan()),
-                    ("ln", [x]) => Val::F(x.f().ln()),
-                    ("log", [x]) => Val::F(x.f().log10()),
-                    ("log", [b, x]) => Val::F(x.f().ln() / b.f().ln()),
-                    ("exp", [x]) => Val::F(x.f().exp()),
-                    _ => return None,
-                }
-            }
-            _ => return None,
+    /// An integer literal.
+    pub fn int(n: i128) -> Self {
+        Expr::Num(Num {
+            value: Rational::int(n),
+            decimals: None,
+            significant: digits(n),
         })
     }
 
-    /// Free symbols, sorted and deduplicated.
-    pub fn symbols(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        self.collect_symbols(&mut out);
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    fn collect_symbols(&self, out: &mut Vec<String>) {
-        match self {
-            Expr::Sym(s) => out.push(s.clone()),
-            Expr::Add(v)
-            | Expr::Mul(v)
-            | Expr::Tuple(v)
-            | Expr::Set(v)
-            | Expr::List(v)
-            | Expr::Union(v)
-            | Expr::Func(_, v) => v.iter().for_each(|e| e.collect_symbols(out)),
-            Expr::Neg(e) | Expr::Percent(e) => e.collect_symbols(out),
-            Expr::Div(a, b) | Expr::Pow(a, b) | Expr::Rel(_, a, b) | Expr::Interval(_, a, b, _) => {
-                a.collect_symbols(out);
-                b.collect_symbols(out);
-            }
-            Expr::Matrix(rows) => rows.iter().flatten().for_each(|e| e.collect_symbols(out)),
-            _ => {}
-        }
-    }
-
-    /// Whether this is a scalar expression (something [`Expr::eval`] can evaluate).
+    /// Whether this is a scalar (something [`Expr::eval`] can evaluate).
     pub fn is_scalar(&self) -> bool {
         matches!(
             self,
-            Expr::Rat(..)
+            Expr::Num(_)
                 | Expr::Float(_)
                 | Expr::Sym(_)
                 | Expr::Pi
+                | Expr::E
+                | Expr::I
                 | Expr::Inf
                 | Expr::Add(_)
                 | Expr::Mul(_)
@@ -318,4 +192,323 @@ impl Expr {
                 | Expr::Percent(_)
         )
     }
+
+    /// Evaluates a scalar; symbols take their values from `env` (a missing one gives `None`).
+    pub fn eval(&self, env: Env<'_>, budget: &mut Budget) -> Option<Value> {
+        if !budget.spend() {
+            return None;
+        }
+        Some(match self {
+            Expr::Num(n) => Value::Exact(n.value),
+            Expr::Float(x) => Value::Approx(Complex::real(*x)),
+            Expr::Sym(s) => env.iter().find(|(k, _)| k == s).map(|(_, v)| *v)?,
+            Expr::Pi => Value::Approx(Complex::real(std::f64::consts::PI)),
+            Expr::E => Value::Approx(Complex::real(std::f64::consts::E)),
+            Expr::I => Value::Approx(Complex::new(0.0, 1.0)),
+            Expr::Inf => Value::Approx(Complex::real(f64::INFINITY)),
+            Expr::Add(items) => {
+                let mut acc = Value::int(0);
+                for e in items {
+                    acc = acc.add(e.eval(env, budget)?);
+                }
+                acc
+            }
+            Expr::Mul(items) => {
+                let mut acc = Value::int(1);
+                for e in items {
+                    acc = acc.mul(e.eval(env, budget)?);
+                }
+                acc
+            }
+            Expr::Neg(e) => e.eval(env, budget)?.neg(),
+            Expr::Div(a, b) => {
+                let d = b.eval(env, budget)?;
+                a.eval(env, budget)?.div(d)?
+            }
+            Expr::Pow(a, b) => {
+                // e^x is exp(x), exactly 1 at 0.
+                if **a == Expr::E {
+                    return Value::apply(Func::Exp, &[b.eval(env, budget)?]);
+                }
+                let (x, e) = (a.eval(env, budget)?, b.eval(env, budget)?);
+                x.pow(e)?
+            }
+            Expr::Func(f, args) => {
+                let mut v = Vec::with_capacity(args.len());
+                for a in args {
+                    v.push(a.eval(env, budget)?);
+                }
+                Value::apply(*f, &v)?
+            }
+            Expr::Percent(e) => e.eval(env, budget)?.div(Value::int(100))?,
+            _ => return None,
+        })
+    }
+
+    /// Free symbols, sorted and deduplicated.
+    pub fn symbols(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Sym(s) = e {
+                out.push(s.clone());
+            }
+        });
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Calls `f` on this node and every node below it.
+    pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Add(v)
+            | Expr::Mul(v)
+            | Expr::Tuple(v)
+            | Expr::Set(v)
+            | Expr::List(v)
+            | Expr::Union(v)
+            | Expr::Ratio(v)
+            | Expr::Func(_, v)
+            | Expr::Rel(v, _) => v.iter().for_each(|e| e.walk(f)),
+            Expr::Neg(e) | Expr::Percent(e) => e.walk(f),
+            Expr::Div(a, b)
+            | Expr::Pow(a, b)
+            | Expr::PlusMinus(a, b)
+            | Expr::Without(a, b)
+            | Expr::Interval(a, b, ..) => {
+                a.walk(f);
+                b.walk(f);
+            }
+            Expr::Matrix(rows) => rows.iter().flatten().for_each(|e| e.walk(f)),
+            _ => {}
+        }
+    }
+
+    /// Whether this names something rather than computes it: a variable, a product of
+    /// variables (`PQ`, `xy`), a variable applied to variables (`f(x)`), or a tuple or ratio of
+    /// such (`(a, b)`, `A:B`). Such a left-hand side makes `lhs = value` a labelled answer.
+    pub fn is_label(&self) -> bool {
+        match self {
+            Expr::Sym(_) => true,
+            Expr::Mul(v) => v.iter().all(|e| matches!(e, Expr::Sym(_)) || e.is_label()),
+            Expr::Tuple(v) | Expr::Ratio(v) | Expr::List(v) => {
+                !v.is_empty() && v.iter().all(Expr::is_label)
+            }
+            // NO/BO, |AB|
+            Expr::Div(a, b) => a.is_label() && b.is_label(),
+            Expr::Func(Func::Abs, v) => v.len() == 1 && v[0].is_label(),
+            _ => false,
+        }
+    }
+
+    /// Matrix arithmetic written out: sums, products, scalar multiples and quotients of
+    /// matrices as one matrix of entries (`3 \begin{pmatrix}..\end{pmatrix}`, `\frac{1}{5} M`,
+    /// `A + B`, `A B`); `None` for anything that is not such an expression.
+    pub fn fold_matrix(&self) -> Option<Expr> {
+        if !matches!(
+            self,
+            Expr::Mul(_) | Expr::Div(..) | Expr::Add(_) | Expr::Neg(_)
+        ) {
+            return None;
+        }
+        let mut has = false;
+        self.walk(&mut |e| has |= matches!(e, Expr::Matrix(_)));
+        if !has {
+            return None;
+        }
+        matrix_of(self).map(Expr::Matrix)
+    }
+
+    /// Whether the expression holds `\pm`.
+    pub fn has_plus_minus(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| found |= matches!(e, Expr::PlusMinus(..)));
+        found
+    }
+
+    /// The values of an expression with `\pm`: `a \pm b` gives `a + b` and `a - b` (each `\pm`
+    /// doubles the count; at most 8).
+    pub fn expand_plus_minus(&self) -> Vec<Expr> {
+        fn go(e: &Expr, depth: usize) -> Vec<Expr> {
+            if depth > 3 || !e.has_plus_minus() {
+                return vec![e.clone()];
+            }
+            let map = |v: &[Expr], k: fn(Vec<Expr>) -> Expr| -> Vec<Expr> {
+                let mut acc: Vec<Vec<Expr>> = vec![Vec::new()];
+                for item in v {
+                    let opts = go(item, depth + 1);
+                    acc = acc
+                        .into_iter()
+                        .flat_map(|prefix| {
+                            opts.iter().map(move |o| {
+                                let mut p = prefix.clone();
+                                p.push(o.clone());
+                                p
+                            })
+                        })
+                        .take(8)
+                        .collect();
+                }
+                acc.into_iter().map(k).collect()
+            };
+            match e {
+                Expr::PlusMinus(a, b) => {
+                    let mut out = Vec::new();
+                    for a in go(a, depth + 1) {
+                        for b in go(b, depth + 1) {
+                            out.push(Expr::Add(vec![a.clone(), b.clone()]));
+                            out.push(Expr::Add(vec![a.clone(), Expr::Neg(Box::new(b))]));
+                        }
+                    }
+                    out.truncate(8);
+                    out
+                }
+                Expr::Add(v) => map(v, Expr::Add),
+                Expr::Mul(v) => map(v, Expr::Mul),
+                Expr::Neg(x) => go(x, depth + 1)
+                    .into_iter()
+                    .map(|x| Expr::Neg(Box::new(x)))
+                    .collect(),
+                Expr::Div(a, b) => {
+                    let mut out = Vec::new();
+                    for a in go(a, depth + 1) {
+                        for b in go(b, depth + 1) {
+                            out.push(Expr::Div(Box::new(a.clone()), Box::new(b)));
+                        }
+                    }
+                    out.truncate(8);
+                    out
+                }
+                Expr::Pow(a, b) => go(a, depth + 1)
+                    .into_iter()
+                    .map(|a| Expr::Pow(Box::new(a), b.clone()))
+                    .collect(),
+                // x = \pm 2: the equation for each value
+                Expr::Rel(sides, ops) => match sides.split_last() {
+                    Some((last, init)) => go(last, depth + 1)
+                        .into_iter()
+                        .map(|v| {
+                            let mut s = init.to_vec();
+                            s.push(v);
+                            Expr::Rel(s, ops.clone())
+                        })
+                        .collect(),
+                    None => vec![e.clone()],
+                },
+                other => vec![other.clone()],
+            }
+        }
+        go(self, 0)
+    }
+}
+
+/// Significant digits of an integer.
+pub fn digits(n: i128) -> u32 {
+    let s = n.unsigned_abs().to_string();
+    let trimmed = s.trim_end_matches('0');
+    trimmed.len().max(1) as u32
+}
+
+type Rows = Vec<Vec<Expr>>;
+
+fn matrix_of(e: &Expr) -> Option<Rows> {
+    match e {
+        Expr::Matrix(m) => Some(m.clone()),
+        Expr::Neg(x) => Some(map_entries(&matrix_of(x)?, |v| Expr::Neg(Box::new(v)))),
+        Expr::Add(items) => {
+            let mut acc: Option<Rows> = None;
+            for it in items {
+                let m = matrix_of(it)?;
+                acc = Some(match acc {
+                    None => m,
+                    Some(a) => {
+                        if a.len() != m.len() || a.iter().zip(&m).any(|(r, s)| r.len() != s.len()) {
+                            return None;
+                        }
+                        a.into_iter()
+                            .zip(m)
+                            .map(|(r, s)| {
+                                r.into_iter()
+                                    .zip(s)
+                                    .map(|(x, y)| Expr::Add(vec![x, y]))
+                                    .collect()
+                            })
+                            .collect()
+                    }
+                });
+            }
+            acc
+        }
+        Expr::Mul(items) => {
+            let mut scalars = Vec::new();
+            let mut acc: Option<Rows> = None;
+            for it in items {
+                if !contains_matrix(it) {
+                    if !it.is_scalar() {
+                        return None;
+                    }
+                    scalars.push(it.clone());
+                    continue;
+                }
+                let m = matrix_of(it)?;
+                acc = Some(match acc {
+                    None => m,
+                    Some(a) => mat_mul(&a, &m)?,
+                });
+            }
+            let m = acc?;
+            if scalars.is_empty() {
+                return Some(m);
+            }
+            Some(map_entries(&m, |v| {
+                let mut f = scalars.clone();
+                f.push(v);
+                Expr::Mul(f)
+            }))
+        }
+        Expr::Div(a, d) if d.is_scalar() && !contains_matrix(d) => {
+            let m = matrix_of(a)?;
+            Some(map_entries(&m, |v| Expr::Div(Box::new(v), d.clone())))
+        }
+        _ => None,
+    }
+}
+
+fn contains_matrix(e: &Expr) -> bool {
+    let mut has = false;
+    e.walk(&mut |x| has |= matches!(x, Expr::Matrix(_)));
+    has
+}
+
+fn map_entries(m: &Rows, f: impl Fn(Expr) -> Expr) -> Rows {
+    m.iter()
+        .map(|r| r.iter().map(|x| f(x.clone())).collect())
+        .collect()
+}
+
+fn mat_mul(a: &Rows, b: &Rows) -> Option<Rows> {
+    let (n, k) = (a.len(), a.first()?.len());
+    if b.len() != k || a.iter().any(|r| r.len() != k) {
+        return None;
+    }
+    let m = b.first()?.len();
+    if b.iter().any(|r| r.len() != m) || n * m * k > 4096 {
+        return None;
+    }
+    Some(
+        (0..n)
+            .map(|i| {
+                (0..m)
+                    .map(|j| {
+                        Expr::Add(
+                            (0..k)
+                                .map(|t| Expr::Mul(vec![a[i][t].clone(), b[t][j].clone()]))
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
 }

@@ -1,408 +1,114 @@
-//! Normalising and parsing answers written in LaTeX or plain text.
+//! Parsing a cleaned answer into an [`Expr`]: a recursive-descent parser over [`Tok`]s with a
+//! depth limit and a work budget.
+//!
+//! Precedence, loosest first: separators (`,`, `;`, `and`, `or`), relations (`=`, `<`, `\le`,
+//! `\in`, `\approx`, chains), ratios (`:`), unions, sums (`+`, `-`, `\pm`), products
+//! (explicit and implicit), unary signs, powers (right-associative), postfix (`!`, `\%`,
+//! subscripts), atoms.
 
-use super::expr::{Expr, Val, rat};
+use super::expr::{Budget, Expr, Num, RelOp, digits};
+use super::latex::{MAX_ANSWER, Tok, clean, tokenize};
+use super::value::{Func, Rational};
 
-/// Answers longer than this (after normalisation) are compared as text only.
-const MAX_LEN: usize = 2000;
 /// Nesting deeper than this is refused.
-const MAX_DEPTH: usize = 100;
+const MAX_DEPTH: usize = 60;
 
-fn unwrap_command(s: &str, cmd: &str) -> String {
-    // Replaces `\cmd{X}` by `X`, keeping nested braces of X.
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(pos) = rest.find(cmd) {
-        let after = &rest[pos + cmd.len()..];
-        let trimmed = after.trim_start();
-        if !trimmed.starts_with('{') {
-            out.push_str(&rest[..pos + cmd.len()]);
-            rest = after;
-            continue;
-        }
-        let open = pos + cmd.len() + (after.len() - trimmed.len());
-        let bytes = rest.as_bytes();
-        let mut depth = 0;
-        let mut close = None;
-        for (i, &b) in bytes.iter().enumerate().skip(open) {
-            match b {
-                b'{' => depth += 1,
-                b'}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        close = Some(i);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(close) = close else {
-            out.push_str(rest);
-            return out;
-        };
-        out.push_str(&rest[..pos]);
-        out.push_str(&rest[open + 1..close]);
-        rest = &rest[close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-const UNIT_WORDS: &[&str] = &[
-    "units", "unit", "square", "sq", "cubic", "cm", "mm", "km", "m", "meters", "meter", "metres",
-    "inches", "inch", "in", "feet", "foot", "ft", "yards", "yard", "miles", "mile", "mph", "kg",
-    "g", "grams", "gram", "pounds", "pound", "lbs", "lb", "ounces", "oz", "dollars", "dollar",
-    "cents", "cent", "degrees", "degree", "seconds", "second", "sec", "minutes", "minute", "min",
-    "hours", "hour", "hrs", "hr", "days", "day", "weeks", "week", "months", "month", "years",
-    "year", "liters", "liter", "litres", "l", "ml", "gallons", "gallon", "percent", "people",
-    "students", "apples", "marbles", "pages", "books", "cookies", "boxes", "points", "per",
-];
-
-/// Canonical text of an answer: delimiters, spacing commands, `\left`/`\right`, `\text{}`
-/// wrappers, degrees, dollars and trailing units removed; `\dfrac` as `\frac`; thousands
-/// separators dropped.
-pub fn normalize(answer: &str) -> String {
-    let mut s = answer.trim().to_string();
-    for (a, b) in [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")] {
-        if s.len() >= a.len() + b.len() && s.starts_with(a) && s.ends_with(b) {
-            s = s[a.len()..s.len() - b.len()].to_string();
-        }
-    }
-    s = s.replace("\\boxed", "");
-    for cmd in [
-        "\\text",
-        "\\textbf",
-        "\\textit",
-        "\\mathrm",
-        "\\mathbf",
-        "\\mbox",
-        "\\operatorname",
-        "\\mathit",
-        "\\textnormal",
-    ] {
-        s = unwrap_command(&s, cmd);
-    }
-    for (from, to) in [
-        ("\\left", ""),
-        ("\\right", ""),
-        ("\\bigl", ""),
-        ("\\bigr", ""),
-        ("\\Bigl", ""),
-        ("\\Bigr", ""),
-        ("\\big", ""),
-        ("\\Big", ""),
-        ("\\displaystyle", ""),
-        ("\\!", ""),
-        ("\\,", ""),
-        ("\\;", ""),
-        ("\\:", ""),
-        ("\\quad", " "),
-        ("\\qquad", " "),
-        ("\\ ", " "),
-        ("~", " "),
-        ("\\dfrac", "\\frac"),
-        ("\\tfrac", "\\frac"),
-        ("^{\\circ}", ""),
-        ("^\\circ", ""),
-        ("\\circ", ""),
-        ("\\degree", ""),
-        ("°", ""),
-        ("\\$", ""),
-        ("$", ""),
-        ("\\%", "%"),
-        ("\\lbrace", "\\{"),
-        ("\\rbrace", "\\}"),
-        ("\\cdot", "*"),
-        ("\\times", "*"),
-        ("\\ast", "*"),
-        ("\\div", "/"),
-        ("\\leqslant", "<="),
-        ("\\geqslant", ">="),
-        ("\\leq", "<="),
-        ("\\geq", ">="),
-        ("\\le", "<="),
-        ("\\ge", ">="),
-        ("\\neq", "!="),
-        ("\\ne", "!="),
-        ("≤", "<="),
-        ("≥", ">="),
-        ("\\pm", "±"),
-        ("\\infty", "∞"),
-        ("\\emptyset", "\\{\\}"),
-        ("\\varnothing", "\\{\\}"),
-        ("\\\\", " "),
-        ("−", "-"),
-    ] {
-        s = s.replace(from, to);
-    }
-    s = s
-        .trim()
-        .trim_end_matches(['.', ',', ';'])
-        .trim()
-        .to_string();
-    s = drop_thousands_separators(&s);
-    strip_units(&s)
-}
-
-fn drop_thousands_separators(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b','
-            && i > 0
-            && b[i - 1].is_ascii_digit()
-            && i + 3 < b.len() + 1
-            && b.get(i + 1..i + 4)
-                .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-            && b.get(i + 4).is_none_or(|c| !c.is_ascii_digit())
-        {
-            // Only inside a run like 1,234,567 whose first group has at most 3 digits.
-            let mut start = i;
-            while start > 0 && (b[start - 1].is_ascii_digit() || b[start - 1] == b',') {
-                start -= 1;
-            }
-            let first_group = s[start..i].split(',').next().map_or(0, str::len);
-            let prev_is_decimal = start > 0 && b[start - 1] == b'.';
-            if first_group <= 3 && !prev_is_decimal {
-                i += 1;
-                continue;
-            }
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    // `push(b as char)` is only right for ASCII; fall back for anything else.
-    if s.is_ascii() { out } else { s.to_string() }
-}
-
-fn strip_units(s: &str) -> String {
-    // "12 cm", "5 square units", "3 dollars": drop trailing unit words after a number.
-    let words: Vec<&str> = s.split_whitespace().collect();
-    if words.len() < 2 {
-        return s.to_string();
-    }
-    let mut keep = words.len();
-    while keep > 1 {
-        let w = words[keep - 1].trim_end_matches(['.', ',']).to_lowercase();
-        // square and cubic units: inches^2, cm^{3}
-        let w = match w.find('^') {
-            Some(i)
-                if i > 0
-                    && w[i + 1..]
-                        .trim_matches(['{', '}'])
-                        .chars()
-                        .all(|c| c.is_ascii_digit()) =>
-            {
-                w[..i].to_string()
-            }
-            _ => w,
-        };
-        let w = w.trim_start_matches('^');
-        if UNIT_WORDS.contains(&w) {
-            keep -= 1;
-        } else {
-            break;
-        }
-    }
-    if keep == words.len() {
-        return s.to_string();
-    }
-    let head = words[..keep].join(" ");
-    if head
-        .chars()
-        .last()
-        .is_some_and(|c| c.is_ascii_digit() || c == '}' || c == ')' || c == '%')
-    {
-        head
-    } else {
-        s.to_string()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Num(String),
-    Ident(String),
-    Cmd(String),
-    Op(char),
-    Rel(String),
-    LParen,
-    RParen,
-    LBrack,
-    RBrack,
-    LBrace,
-    RBrace,
-    LSet,
-    RSet,
-    Comma,
-    Pipe,
-    Amp,
-    Under,
-}
-
-fn tokenize(s: &str) -> Option<Vec<Tok>> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            ' ' | '\t' | '\n' => i += 1,
-            '0'..='9' | '.' => {
-                let start = i;
-                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                    i += 1;
-                }
-                let text: String = chars[start..i].iter().collect();
-                if text == "." {
-                    return None;
-                }
-                out.push(Tok::Num(text));
-            }
-            '\\' => {
-                i += 1;
-                if i < chars.len() && (chars[i] == '{' || chars[i] == '}') {
-                    out.push(if chars[i] == '{' {
-                        Tok::LSet
-                    } else {
-                        Tok::RSet
-                    });
-                    i += 1;
-                    continue;
-                }
-                let start = i;
-                while i < chars.len() && chars[i].is_ascii_alphabetic() {
-                    i += 1;
-                }
-                if start == i {
-                    return None;
-                }
-                out.push(Tok::Cmd(chars[start..i].iter().collect()));
-            }
-            'a'..='z' | 'A'..='Z' => {
-                let start = i;
-                while i < chars.len() && chars[i].is_ascii_alphabetic() {
-                    i += 1;
-                }
-                out.push(Tok::Ident(chars[start..i].iter().collect()));
-            }
-            '+' | '-' | '*' | '/' | '^' | '!' | '%' | '±' | '∪' | '\'' => {
-                out.push(Tok::Op(c));
-                i += 1;
-            }
-            '∞' => {
-                out.push(Tok::Cmd("infty".into()));
-                i += 1;
-            }
-            'π' => {
-                out.push(Tok::Cmd("pi".into()));
-                i += 1;
-            }
-            '√' => {
-                out.push(Tok::Cmd("sqrt".into()));
-                i += 1;
-            }
-            '=' => {
-                out.push(Tok::Rel("=".into()));
-                i += 1;
-            }
-            '<' | '>' => {
-                let two = chars.get(i + 1) == Some(&'=');
-                out.push(Tok::Rel(format!("{c}{}", if two { "=" } else { "" })));
-                i += if two { 2 } else { 1 };
-            }
-            '(' => {
-                out.push(Tok::LParen);
-                i += 1;
-            }
-            ')' => {
-                out.push(Tok::RParen);
-                i += 1;
-            }
-            '[' => {
-                out.push(Tok::LBrack);
-                i += 1;
-            }
-            ']' => {
-                out.push(Tok::RBrack);
-                i += 1;
-            }
-            '{' => {
-                out.push(Tok::LBrace);
-                i += 1;
-            }
-            '}' => {
-                out.push(Tok::RBrace);
-                i += 1;
-            }
-            ',' => {
-                out.push(Tok::Comma);
-                i += 1;
-            }
-            '|' => {
-                out.push(Tok::Pipe);
-                i += 1;
-            }
-            '&' => {
-                out.push(Tok::Amp);
-                i += 1;
-            }
-            '_' => {
-                out.push(Tok::Under);
-                i += 1;
-            }
-            ':' | ';' => {
-                out.push(Tok::Comma);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    // `!=` was split as Op('!') + Rel("="): join them.
-    let mut joined = Vec::with_capacity(out.len());
-    for t in out {
-        if t == Tok::Rel("=".into()) && joined.last() == Some(&Tok::Op('!')) {
-            joined.pop();
-            joined.push(Tok::Rel("!=".into()));
-        } else {
-            joined.push(t);
-        }
-    }
-    Some(joined)
-}
-
-fn number(text: &str) -> Option<Expr> {
-    if let Some((int, frac)) = text.split_once('.') {
-        if frac.contains('.') {
-            return None;
-        }
-        let digits = format!("{int}{frac}");
-        let den = 10i128.checked_pow(frac.len() as u32);
-        if let (Ok(n), Some(d)) = (digits.parse::<i128>(), den)
-            && let Some(Val::Rat(n, d)) = rat(n, d)
-        {
-            return Some(Expr::Rat(n, d));
-        }
-        return text.parse::<f64>().ok().map(Expr::Float);
-    }
-    match text.parse::<i128>() {
-        Ok(n) => Some(Expr::Rat(n, 1)),
-        Err(_) => text.parse::<f64>().ok().map(Expr::Float),
-    }
-}
-
-const FUNCS: &[&str] = &[
-    "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "ln", "log", "exp",
-];
-
-struct Parser {
+struct Parser<'b> {
     toks: Vec<Tok>,
     pos: usize,
     depth: usize,
+    /// Open `|...|` pairs: a `|` then closes instead of starting a new one.
+    abs: usize,
+    budget: &'b mut Budget,
 }
 
-impl Parser {
+fn word_func(name: &str) -> Option<Func> {
+    Some(match name {
+        "sin" => Func::Sin,
+        "cos" => Func::Cos,
+        "tan" | "tg" => Func::Tan,
+        "cot" | "ctg" => Func::Cot,
+        "sec" => Func::Sec,
+        "csc" | "cosec" => Func::Csc,
+        "arcsin" | "asin" => Func::Asin,
+        "arccos" | "acos" => Func::Acos,
+        "arctan" | "atan" | "arctg" => Func::Atan,
+        "sinh" => Func::Sinh,
+        "cosh" => Func::Cosh,
+        "tanh" => Func::Tanh,
+        "ln" => Func::Ln,
+        "log" | "lg" => Func::Log,
+        "exp" => Func::Exp,
+        "sqrt" => Func::Sqrt,
+        "abs" => Func::Abs,
+        "floor" => Func::Floor,
+        "ceil" => Func::Ceil,
+        "gcd" => Func::Gcd,
+        "lcm" => Func::Lcm,
+        "max" => Func::Max,
+        "min" => Func::Min,
+        _ => return None,
+    })
+}
+
+/// Parses a decimal or integer literal (`0.2857`, `120`, `3.2e4`).
+pub fn number(text: &str) -> Option<Expr> {
+    let (mantissa, exp) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int}{frac}");
+    let sig_digits = all.trim_start_matches('0');
+    let significant = if frac.is_empty() {
+        digits(int.parse::<i128>().unwrap_or(1))
+    } else {
+        sig_digits.len().max(1) as u32
+    };
+    let decimals = (!frac.is_empty()).then_some(frac.len() as u32);
+    let n: Option<i128> = all.parse().ok();
+    let den = 10i128.checked_pow(frac.len() as u32);
+    let value = match (n, den) {
+        (Some(n), Some(d)) => {
+            let base = Rational::new(n, d)?;
+            if exp == 0 {
+                Some(base)
+            } else {
+                let p = 10i128.checked_pow(exp.unsigned_abs())?;
+                if exp > 0 {
+                    Rational::new(base.n.checked_mul(p)?, base.d)
+                } else {
+                    Rational::new(base.n, base.d.checked_mul(p)?)
+                }
+            }
+        }
+        _ => None,
+    };
+    Some(match value {
+        Some(value) => Expr::Num(Num {
+            value,
+            // 3.2e4 is exact as written; its precision is not a decimal's.
+            decimals: if exp == 0 { decimals } else { None },
+            significant,
+        }),
+        None => Expr::Float(text.parse::<f64>().ok()?),
+    })
+}
+
+fn neg(e: Expr) -> Expr {
+    match e {
+        Expr::Num(n) if n.value.n != i128::MIN => Expr::Num(Num {
+            value: Rational {
+                n: -n.value.n,
+                d: n.value.d,
+            },
+            ..n
+        }),
+        other => Expr::Neg(Box::new(other)),
+    }
+}
+
+impl Parser<'_> {
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos)
     }
@@ -424,44 +130,158 @@ impl Parser {
 
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
-        (self.depth < MAX_DEPTH).then_some(())
+        (self.depth < MAX_DEPTH && self.budget.spend()).then_some(())
     }
 
-    /// list := relation (',' relation)*
-    fn list(&mut self) -> Option<Vec<Expr>> {
-        let mut items = vec![self.relation()?];
-        while self.eat(&Tok::Comma) {
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    fn is_separator(&self) -> bool {
+        match self.peek() {
+            Some(Tok::Comma(_) | Tok::Semi | Tok::RowSep) => true,
+            Some(Tok::Ident(w)) => matches!(w.as_str(), "and" | "or"),
+            _ => false,
+        }
+    }
+
+    /// items := relation (separator relation)*; empty items are skipped.
+    fn list(&mut self, close: &[Tok]) -> Option<Vec<Expr>> {
+        let mut items = Vec::new();
+        loop {
+            while self.is_separator() {
+                self.pos += 1;
+            }
+            match self.peek() {
+                None => break,
+                Some(t) if close.contains(t) => break,
+                _ => {}
+            }
             items.push(self.relation()?);
+            if !self.is_separator() {
+                break;
+            }
         }
         Some(items)
     }
 
+    /// The top level: `;` separates groups of comma-separated items (`p=5,q=2;p=7,q=2`).
+    fn semicolon_groups(&mut self) -> Option<Vec<Expr>> {
+        if !self.toks.contains(&Tok::Semi)
+            || self.toks.iter().any(|t| {
+                matches!(
+                    t,
+                    Tok::LParen | Tok::LBrack | Tok::LSet | Tok::LBrace | Tok::Cmd(_)
+                )
+            })
+        {
+            return self.list(&[]);
+        }
+        let mut groups = Vec::new();
+        loop {
+            let mut items = Vec::new();
+            loop {
+                while matches!(self.peek(), Some(Tok::Comma(_))) {
+                    self.pos += 1;
+                }
+                if matches!(self.peek(), None | Some(Tok::Semi)) {
+                    break;
+                }
+                items.push(self.relation()?);
+                if !matches!(self.peek(), Some(Tok::Comma(_))) {
+                    break;
+                }
+            }
+            match items.len() {
+                0 => {}
+                1 => groups.extend(items),
+                _ => groups.push(Expr::List(items)),
+            }
+            if !self.eat(&Tok::Semi) {
+                break;
+            }
+        }
+        Some(groups)
+    }
+
+    fn relop(&self) -> Option<RelOp> {
+        Some(match self.peek()? {
+            Tok::Rel('=') => RelOp::Eq,
+            Tok::Rel('<') => RelOp::Lt,
+            Tok::Rel('>') => RelOp::Gt,
+            Tok::Rel('≤') => RelOp::Le,
+            Tok::Rel('≥') => RelOp::Ge,
+            Tok::Rel('≠') => RelOp::Ne,
+            Tok::Rel('≈') => RelOp::Approx,
+            Tok::In => RelOp::In,
+            Tok::Cmd(c) if c == "equiv" || c == "cong" => RelOp::Eq,
+            Tok::Cmd(c) if c == "sim" => RelOp::Approx,
+            _ => return None,
+        })
+    }
+
     fn relation(&mut self) -> Option<Expr> {
         self.enter()?;
-        let mut lhs = self.union()?;
-        while let Some(Tok::Rel(op)) = self.peek().cloned() {
+        // `\approx 3.46` or `= 5` with nothing before: the value alone.
+        if let Some(RelOp::Approx | RelOp::Eq) = self.relop() {
             self.pos += 1;
-            let rhs = self.union()?;
-            lhs = Expr::Rel(op, Box::new(lhs), Box::new(rhs));
         }
-        if let Some(Tok::Cmd(c)) = self.peek().cloned()
-            && c == "in"
+        let first = self.ratio()?;
+        let mut sides = vec![first];
+        let mut ops = Vec::new();
+        while let Some(op) = self.relop() {
+            self.pos += 1;
+            // `x \in \mathbb{R}`, `x = \pm 3`: the right side may start with anything.
+            sides.push(self.ratio()?);
+            ops.push(op);
+        }
+        self.leave();
+        // `A \approx 0.577` after an exact A keeps A (and `x = A \approx 0.577` keeps x = A);
+        // `x \approx 3.46` stays a labelled approximation.
+        while ops.last() == Some(&RelOp::Approx)
+            && sides.len() >= 2
+            && !sides[sides.len() - 2].is_label()
         {
-            self.pos += 1;
-            let rhs = self.union()?;
-            lhs = Expr::Rel("in".into(), Box::new(lhs), Box::new(rhs));
+            ops.pop();
+            sides.pop();
         }
-        self.depth -= 1;
-        Some(lhs)
+        Some(if ops.is_empty() {
+            sides.pop()?
+        } else {
+            Expr::Rel(sides, ops)
+        })
+    }
+
+    fn ratio(&mut self) -> Option<Expr> {
+        let first = self.union()?;
+        if self.peek() != Some(&Tok::Colon) {
+            return Some(first);
+        }
+        let mut parts = vec![first];
+        while self.eat(&Tok::Colon) {
+            parts.push(self.union()?);
+        }
+        Some(Expr::Ratio(parts))
     }
 
     fn union(&mut self) -> Option<Expr> {
+        let first = self.union_only()?;
+        if let Some(Tok::Cmd(c)) = self.peek()
+            && (c == "setminus" || c == "backslash")
+        {
+            self.pos += 1;
+            let rest = self.union_only()?;
+            return Some(Expr::Without(Box::new(first), Box::new(rest)));
+        }
+        Some(first)
+    }
+
+    fn union_only(&mut self) -> Option<Expr> {
         let first = self.sum()?;
         let mut parts = vec![first];
         loop {
             match self.peek() {
-                Some(Tok::Cmd(c)) if c == "cup" => {}
-                Some(Tok::Op('∪')) => {}
+                Some(Tok::Cup) => {}
                 Some(Tok::Ident(u)) if u == "U" => {}
                 _ => break,
             }
@@ -469,7 +289,7 @@ impl Parser {
             parts.push(self.sum()?);
         }
         Some(if parts.len() == 1 {
-            parts.remove(0)
+            parts.pop()?
         } else {
             Expr::Union(parts)
         })
@@ -477,79 +297,155 @@ impl Parser {
 
     fn sum(&mut self) -> Option<Expr> {
         self.enter()?;
-        let mut terms = vec![self.product()?];
-        let mut pm = None;
+        let mut terms = vec![self.term()?];
+        let mut pm: Option<Expr> = None;
         loop {
             match self.peek() {
                 Some(Tok::Op('+')) => {
                     self.pos += 1;
-                    terms.push(self.product()?);
+                    terms.push(self.term()?);
                 }
                 Some(Tok::Op('-')) => {
                     self.pos += 1;
-                    terms.push(Expr::Neg(Box::new(self.product()?)));
+                    let t = self.term()?;
+                    terms.push(neg(t));
                 }
-                Some(Tok::Op('±')) => {
+                Some(Tok::Op('±' | '∓')) => {
                     self.pos += 1;
-                    pm = Some(self.product()?);
-                    break;
+                    let t = self.term()?;
+                    // a ± b ± c: keep the first; further terms join b
+                    pm = Some(match pm {
+                        None => t,
+                        Some(prev) => Expr::Add(vec![prev, t]),
+                    });
                 }
                 _ => break,
             }
         }
-        self.depth -= 1;
+        self.leave();
         let base = if terms.len() == 1 {
-            terms.remove(0)
+            terms.pop()?
         } else {
             Expr::Add(terms)
         };
         Some(match pm {
-            // a ± b: both values
-            Some(b) => Expr::Set(vec![
-                Expr::Add(vec![base.clone(), b.clone()]),
-                Expr::Add(vec![base, Expr::Neg(Box::new(b))]),
-            ]),
+            Some(b) => Expr::PlusMinus(Box::new(base), Box::new(b)),
             None => base,
         })
     }
 
-    fn product(&mut self) -> Option<Expr> {
+    /// Whether the next token can start an implicitly multiplied factor.
+    fn starts_factor(&self) -> bool {
+        match self.peek() {
+            Some(Tok::Num(_) | Tok::LParen | Tok::LBrace | Tok::LSet | Tok::Inf) => true,
+            Some(Tok::Ident(w)) => !matches!(w.as_str(), "and" | "or" | "U"),
+            Some(Tok::Pipe) => self.abs == 0,
+            Some(Tok::Cmd(c)) => !matches!(
+                c.as_str(),
+                "end"
+                    | "cap"
+                    | "setminus"
+                    | "equiv"
+                    | "cong"
+                    | "sim"
+                    | "to"
+                    | "rightarrow"
+                    | "implies"
+                    | "Rightarrow"
+                    | "quad"
+            ),
+            Some(Tok::LBrack) => false,
+            _ => false,
+        }
+    }
+
+    fn term(&mut self) -> Option<Expr> {
         self.enter()?;
-        let mut acc = self.unary()?;
+        let mut factors = vec![self.unary()?];
         loop {
             match self.peek() {
                 Some(Tok::Op('*')) => {
                     self.pos += 1;
-                    let r = self.unary()?;
-                    acc = Expr::Mul(vec![acc, r]);
+                    factors.push(self.unary()?);
                 }
                 Some(Tok::Op('/')) => {
                     self.pos += 1;
-                    let r = self.unary()?;
-                    acc = Expr::Div(Box::new(acc), Box::new(r));
-                }
-                Some(Tok::Num(_) | Tok::Ident(_) | Tok::LParen | Tok::LBrace | Tok::Pipe) => {
-                    let r = self.power()?;
-                    acc = Expr::Mul(vec![acc, r]);
-                }
-                Some(Tok::Cmd(c)) if !matches!(c.as_str(), "cup" | "in" | "end") => {
-                    // 2\frac{1}{2} is a mixed number; 2\sqrt{3}, 2\pi are products.
-                    let is_frac = c == "frac";
-                    let r = self.power()?;
-                    let simple_frac = |e: &Expr| matches!(e, Expr::Div(a, b) if matches!(**a, Expr::Rat(_, 1)) && matches!(**b, Expr::Rat(_, 1)));
-                    acc = match (&acc, is_frac && simple_frac(&r)) {
-                        (Expr::Rat(n, 1), true) if *n >= 0 => Expr::Add(vec![acc.clone(), r]),
-                        (Expr::Neg(inner), true) if matches!(**inner, Expr::Rat(n, 1) if n >= 0) => {
-                            Expr::Neg(Box::new(Expr::Add(vec![(**inner).clone(), r])))
-                        }
-                        _ => Expr::Mul(vec![acc, r]),
+                    let d = self.unary()?;
+                    let n = if factors.len() == 1 {
+                        factors.pop()?
+                    } else {
+                        Expr::Mul(std::mem::take(&mut factors))
                     };
+                    factors.push(Expr::Div(Box::new(n), Box::new(d)));
+                }
+                // `3128 1/2`: a whole number and a proper fraction written apart
+                Some(Tok::Num(bn))
+                    if factors.len() == 1
+                        && matches!(self.toks.get(self.pos.wrapping_sub(1)), Some(Tok::Num(_)))
+                        && matches!(&factors[0], Expr::Num(a) if a.decimals.is_none() && a.value.is_int() && a.value.n >= 0)
+                        && self.toks.get(self.pos + 1) == Some(&Tok::Op('/'))
+                        && matches!(self.toks.get(self.pos + 2), Some(Tok::Num(_)))
+                        && !bn.contains(['.', 'e']) =>
+                {
+                    let bn = bn.clone();
+                    let Some(Tok::Num(cn)) = self.toks.get(self.pos + 2).cloned() else {
+                        return None;
+                    };
+                    let (b_, c_) = (bn.parse::<i128>().ok()?, cn.parse::<i128>().ok()?);
+                    if c_ == 0 || b_ >= c_ {
+                        // not a mixed number (`11 6/6`)
+                        return None;
+                    }
+                    self.pos += 3;
+                    let whole = factors.pop()?;
+                    let frac = Expr::Div(Box::new(Expr::int(b_)), Box::new(Expr::int(c_)));
+                    let mixed = Expr::Add(vec![whole, frac]);
+                    factors.push(self.postfix_ops(mixed));
+                }
+                _ if self.starts_factor() => {
+                    let f = self.power()?;
+                    // 2\frac{1}{2} is a mixed number: 2 + 1/2.
+                    let mixed = matches!(
+                        (factors.last(), &f),
+                        (Some(Expr::Num(a)), Expr::Div(n, d))
+                            if a.decimals.is_none() && a.value.is_int() && a.value.n >= 0
+                                && matches!(**n, Expr::Num(x) if x.value.is_int() && x.value.n > 0)
+                                && matches!(**d, Expr::Num(x) if x.value.is_int() && x.value.n > 0)
+                                && factors.len() == 1
+                    );
+                    // 33\frac{1}{3}\%: the percent applies to the mixed number
+                    let mixed_percent = matches!(
+                        (factors.last(), &f),
+                        (Some(Expr::Num(a)), Expr::Percent(inner))
+                            if a.decimals.is_none() && a.value.is_int() && a.value.n >= 0
+                                && factors.len() == 1
+                                && matches!(&**inner, Expr::Div(n, d)
+                                    if matches!(**n, Expr::Num(x) if x.value.is_int() && x.value.n > 0)
+                                    && matches!(**d, Expr::Num(x) if x.value.is_int() && x.value.n > 0))
+                    );
+                    if mixed_percent && let Expr::Percent(inner) = f {
+                        let whole = factors.pop()?;
+                        factors.push(Expr::Percent(Box::new(Expr::Add(vec![whole, *inner]))));
+                    } else if mixed {
+                        let whole = factors.pop()?;
+                        factors.push(Expr::Add(vec![whole, f]));
+                    } else {
+                        factors.push(f);
+                    }
                 }
                 _ => break,
             }
         }
-        self.depth -= 1;
-        Some(acc)
+        self.leave();
+        if factors.len() > 1 && factors.iter().any(|f| matches!(f, Expr::Text(_))) {
+            // words inside arithmetic: not an answer (`210 ways to choose`)
+            return None;
+        }
+        Some(if factors.len() == 1 {
+            factors.pop()?
+        } else {
+            Expr::Mul(factors)
+        })
     }
 
     fn unary(&mut self) -> Option<Expr> {
@@ -557,50 +453,78 @@ impl Parser {
         let e = match self.peek() {
             Some(Tok::Op('-')) => {
                 self.pos += 1;
-                Expr::Neg(Box::new(self.unary()?))
+                neg(self.unary()?)
             }
             Some(Tok::Op('+')) => {
                 self.pos += 1;
                 self.unary()?
             }
+            Some(Tok::Op('±' | '∓')) => {
+                self.pos += 1;
+                let x = self.unary()?;
+                Expr::PlusMinus(Box::new(Expr::int(0)), Box::new(x))
+            }
             _ => self.power()?,
         };
-        self.depth -= 1;
+        self.leave();
         Some(e)
     }
 
     fn power(&mut self) -> Option<Expr> {
         self.enter()?;
-        let mut base = self.postfix()?;
-        if self.eat(&Tok::Op('^')) {
-            let exp = match self.peek() {
-                Some(Tok::Op('-')) => {
-                    self.pos += 1;
-                    Expr::Neg(Box::new(self.atom_or_group()?))
-                }
-                _ => self.atom_or_group()?,
-            };
-            base = Expr::Pow(Box::new(base), Box::new(exp));
-            // factorial/percent after the exponent
-            base = self.postfix_ops(base);
-        }
-        self.depth -= 1;
-        Some(base)
+        let base = self.postfix()?;
+        let e = if self.eat(&Tok::Op('^')) {
+            let exp = self.exponent()?;
+            let p = Expr::Pow(Box::new(base), Box::new(exp));
+            self.postfix_ops(p)
+        } else {
+            base
+        };
+        self.leave();
+        Some(e)
     }
 
-    /// A single-token argument (`x^2`, `\frac12`) or a braced group.
-    fn atom_or_group(&mut self) -> Option<Expr> {
-        match self.peek()? {
-            Tok::LBrace => self.primary(),
+    /// The exponent after `^`: a group, a signed atom, or a whole number (`2^10`).
+    fn exponent(&mut self) -> Option<Expr> {
+        self.enter()?;
+        let e = match self.peek()? {
+            Tok::Op('-') => {
+                self.pos += 1;
+                neg(self.exponent()?)
+            }
+            Tok::Op('+') => {
+                self.pos += 1;
+                self.exponent()?
+            }
             Tok::Num(n) => {
                 let n = n.clone();
                 self.pos += 1;
-                // TeX reads one digit as the argument: x^23 is x^2 * 3; keep it simple and
-                // take the whole number, which is what writers of answers mean.
-                number(&n)
+                let e = number(&n)?;
+                if self.eat(&Tok::Op('^')) {
+                    Expr::Pow(Box::new(e), Box::new(self.exponent()?))
+                } else {
+                    e
+                }
             }
-            _ => self.primary(),
-        }
+            Tok::Ident(w) if w.chars().count() > 1 && word_func(w).is_none() => {
+                // x^ab is x^a b in TeX: take one letter.
+                let w = w.clone();
+                let mut chars = w.chars();
+                let first = chars.next()?.to_string();
+                self.toks[self.pos] = Tok::Ident(chars.collect());
+                symbol(&first)
+            }
+            _ => {
+                let a = self.postfix()?;
+                if self.eat(&Tok::Op('^')) {
+                    Expr::Pow(Box::new(a), Box::new(self.exponent()?))
+                } else {
+                    a
+                }
+            }
+        };
+        self.leave();
+        Some(e)
     }
 
     fn postfix(&mut self) -> Option<Expr> {
@@ -613,7 +537,7 @@ impl Parser {
             match self.peek() {
                 Some(Tok::Op('!')) => {
                     self.pos += 1;
-                    e = Expr::Func("fact".into(), vec![e]);
+                    e = Expr::Func(Func::Fact, vec![e]);
                 }
                 Some(Tok::Op('%')) => {
                     self.pos += 1;
@@ -621,55 +545,148 @@ impl Parser {
                 }
                 Some(Tok::Op('\'')) => {
                     self.pos += 1;
+                    if let Expr::Sym(s) = &e {
+                        e = Expr::Sym(format!("{s}'"));
+                    }
                 }
                 Some(Tok::Under) => {
-                    // subscripts name a variable: x_1, a_{n}
                     self.pos += 1;
-                    let sub = match self.next() {
-                        Some(Tok::Num(n)) | Some(Tok::Ident(n)) => n,
-                        Some(Tok::LBrace) => {
-                            let mut s = String::new();
-                            while let Some(t) = self.next() {
-                                match t {
-                                    Tok::RBrace => break,
-                                    Tok::Num(n) | Tok::Ident(n) => s.push_str(&n),
-                                    _ => s.push('?'),
-                                }
-                            }
-                            s
+                    let sub = self.subscript();
+                    e = match e {
+                        Expr::Sym(name) => Expr::Sym(format!("{name}_{sub}")),
+                        Expr::Num(n)
+                            if n.value.is_int()
+                                && n.decimals.is_none()
+                                && sub.parse::<u32>().is_ok_and(|b| (2..=36).contains(&b)) =>
+                        {
+                            Expr::Based(n.value.n.to_string(), sub.parse().unwrap_or(10))
                         }
-                        _ => String::new(),
+                        other => other,
                     };
-                    if let Expr::Sym(name) = &e {
-                        e = Expr::Sym(format!("{name}_{sub}"));
-                    }
                 }
                 _ => return e,
             }
         }
     }
 
-    fn group(&mut self) -> Option<Expr> {
-        // `{ ... }`, or TeX's single-token argument: `\frac12` is 1/2.
-        if !self.eat(&Tok::LBrace) {
-            if let Some(Tok::Num(n)) = self.peek().cloned()
-                && n.len() > 1
-                && !n.contains('.')
-            {
+    /// A subscript's text: one token or a braced group.
+    fn subscript(&mut self) -> String {
+        match self.next() {
+            Some(Tok::Num(n)) => {
+                // x_12 is x_1 2 in TeX, but writers mean x_{12}.
+                n
+            }
+            Some(Tok::Ident(n)) => n,
+            Some(Tok::Cmd(c)) => c,
+            Some(Tok::LBrace) => {
+                let mut s = String::new();
+                let mut depth = 1;
+                while let Some(t) = self.next() {
+                    match t {
+                        Tok::LBrace => depth += 1,
+                        Tok::RBrace => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        Tok::Num(n) | Tok::Ident(n) | Tok::Cmd(n) => s.push_str(&n),
+                        Tok::Op(c) => s.push(c),
+                        Tok::Comma(_) => s.push(','),
+                        _ => s.push('?'),
+                    }
+                }
+                s
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// A TeX argument: a braced group, or a single token (`\frac12` is 1/2, `\sqrt2`).
+    fn tex_arg(&mut self) -> Option<Expr> {
+        match self.peek()? {
+            Tok::LBrace => self.primary(),
+            Tok::Num(n) if n.len() > 1 && !n.contains(['.', 'e']) => {
+                let n = n.clone();
                 let (first, rest) = n.split_at(1);
                 self.toks[self.pos] = Tok::Num(rest.to_string());
-                return number(first);
+                number(first)
             }
-            return self.atom_or_group();
+            Tok::Ident(w) if w.chars().count() > 1 => {
+                let w = w.clone();
+                let mut chars = w.chars();
+                let first = chars.next()?.to_string();
+                self.toks[self.pos] = Tok::Ident(chars.collect());
+                Some(symbol(&first))
+            }
+            _ => self.primary(),
         }
-        let items = self.list()?;
-        if !self.eat(&Tok::RBrace) {
-            return None;
+    }
+
+    /// The argument of `\sin`, `\log`, ...: parenthesised, or the product that follows up
+    /// to the next operator or function (`\sin 2x \cos x` is `sin(2x) cos(x)`).
+    fn func_arg(&mut self) -> Option<Expr> {
+        match self.peek()? {
+            Tok::LParen | Tok::LBrace => {
+                let a = self.primary()?;
+                Some(a)
+            }
+            _ => {
+                let mut factors = vec![self.power()?];
+                while self.starts_factor() {
+                    if let Some(Tok::Cmd(c)) = self.peek()
+                        && (cmd_func(c).is_some() || c == "frac" || c == "sqrt")
+                    {
+                        break;
+                    }
+                    if let Some(Tok::Ident(w)) = self.peek()
+                        && word_func(w).is_some()
+                    {
+                        break;
+                    }
+                    factors.push(self.power()?);
+                }
+                Some(if factors.len() == 1 {
+                    factors.pop()?
+                } else {
+                    Expr::Mul(factors)
+                })
+            }
         }
-        Some(if items.len() == 1 {
-            items.into_iter().next()?
+    }
+
+    /// `\sin^2 x`, `\log_2 8`, `\sin^{-1} x`, `\ln(x)`.
+    fn apply_func(&mut self, f: Func) -> Option<Expr> {
+        let mut base = None;
+        let mut power = None;
+        for _ in 0..2 {
+            if f == Func::Log && base.is_none() && self.eat(&Tok::Under) {
+                base = Some(self.tex_arg()?);
+            } else if power.is_none() && self.eat(&Tok::Op('^')) {
+                power = Some(self.exponent()?);
+            }
+        }
+        let arg = self.func_arg()?;
+        let inverse = matches!(&power, Some(Expr::Num(n)) if n.value == Rational::int(-1));
+        let f = if inverse {
+            match f {
+                Func::Sin => Func::Asin,
+                Func::Cos => Func::Acos,
+                Func::Tan => Func::Atan,
+                other => other,
+            }
         } else {
-            Expr::List(items)
+            f
+        };
+        let applied = match (f, base) {
+            (Func::Log, Some(b)) => Expr::Func(Func::Log, vec![b, arg]),
+            // \log without a base: base 10, as sympy's LaTeX parser reads it.
+            (Func::Log, None) => Expr::Func(Func::Log, vec![Expr::int(10), arg]),
+            (f, _) => Expr::Func(f, vec![arg]),
+        };
+        Some(match power {
+            Some(p) if !inverse => Expr::Pow(Box::new(applied), Box::new(p)),
+            _ => applied,
         })
     }
 
@@ -678,138 +695,215 @@ impl Parser {
         let t = self.next()?;
         let e = match t {
             Tok::Num(n) => number(&n)?,
-            Tok::Ident(word) => {
-                if FUNCS.contains(&word.as_str()) {
-                    let arg = self.function_argument()?;
-                    Expr::Func(word, vec![arg])
-                } else if word.len() == 1 {
-                    Expr::Sym(word)
-                } else {
-                    // Several letters: a product of variables (xy) unless it is a word.
-                    if word.len() <= 3 && word.chars().all(|c| c.is_ascii_lowercase()) {
-                        let mut parts: Vec<Expr> =
-                            word.chars().map(|c| Expr::Sym(c.to_string())).collect();
-                        if parts.len() == 1 {
-                            parts.remove(0)
-                        } else {
-                            Expr::Mul(parts)
-                        }
-                    } else {
-                        Expr::Text(word)
-                    }
-                }
-            }
-            Tok::Cmd(c) => match c.as_str() {
-                "frac" | "cfrac" => {
-                    let a = self.group()?;
-                    let b = self.group()?;
-                    Expr::Div(Box::new(a), Box::new(b))
-                }
-                "binom" | "dbinom" | "tbinom" => {
-                    let n = self.group()?;
-                    let k = self.group()?;
-                    Expr::Func("binom".into(), vec![n, k])
-                }
-                "sqrt" => {
-                    if self.eat(&Tok::LBrack) {
-                        let k = self.sum()?;
-                        if !self.eat(&Tok::RBrack) {
-                            return None;
-                        }
-                        let x = self.group()?;
-                        Expr::Func("root".into(), vec![k, x])
-                    } else {
-                        let x = self.group()?;
-                        Expr::Func("sqrt".into(), vec![x])
-                    }
-                }
-                "pi" => Expr::Pi,
-                "infty" => Expr::Inf,
-                "in" => return None,
-                "cup" => return None,
-                "begin" => self.environment()?,
-                "ln" | "log" | "exp" | "sin" | "cos" | "tan" | "cot" | "sec" | "csc" | "arcsin"
-                | "arccos" | "arctan" => {
-                    let mut base = None;
-                    if c == "log" && self.eat(&Tok::Under) {
-                        base = Some(self.atom_or_group()?);
-                    }
-                    let arg = self.function_argument()?;
-                    match base {
-                        Some(b) => Expr::Func("log".into(), vec![b, arg]),
-                        None => Expr::Func(c.clone(), vec![arg]),
-                    }
-                }
-                // Greek letters and other symbols are variables.
-                other => Expr::Sym(format!("\\{other}")),
-            },
+            Tok::Inf => Expr::Inf,
+            Tok::Reals => Expr::Reals,
+            Tok::Ident(word) => self.word(word)?,
+            Tok::Cmd(c) => self.command(&c)?,
             Tok::LBrace => {
-                let items = self.list()?;
+                let items = self.list(&[Tok::RBrace])?;
                 if !self.eat(&Tok::RBrace) {
                     return None;
                 }
-                if items.len() == 1 {
-                    items.into_iter().next()?
-                } else {
-                    Expr::List(items)
+                match items.len() {
+                    0 => Expr::Set(Vec::new()),
+                    1 => items.into_iter().next()?,
+                    _ => Expr::Set(items),
                 }
             }
             Tok::LSet => {
-                if self.eat(&Tok::RSet) {
-                    Expr::Set(Vec::new())
-                } else {
-                    let items = self.list()?;
-                    if !self.eat(&Tok::RSet) {
-                        return None;
-                    }
-                    Expr::Set(items)
+                let items = self.list(&[Tok::RSet])?;
+                if !self.eat(&Tok::RSet) {
+                    return None;
                 }
+                Expr::Set(items)
             }
-            Tok::LParen | Tok::LBrack => {
+            Tok::LParen | Tok::LBrack | Tok::RBrack => {
                 let open_closed = t == Tok::LBrack;
-                let items = self.list()?;
-                let close = self.next()?;
-                let close_closed = match close {
+                let french = t == Tok::RBrack;
+                let closers: &[Tok] = if french || open_closed {
+                    &[Tok::RParen, Tok::RBrack, Tok::LBrack]
+                } else {
+                    &[Tok::RParen, Tok::RBrack]
+                };
+                let items = self.list(closers)?;
+                let close_closed = match self.next()? {
                     Tok::RParen => false,
                     Tok::RBrack => true,
+                    // `]a, b[` and `[a, b[`: French notation for open ends
+                    Tok::LBrack => false,
                     _ => return None,
                 };
+                if french && items.len() != 2 {
+                    return None;
+                }
                 match items.len() {
-                    1 if !open_closed && !close_closed => items.into_iter().next()?,
+                    0 => return None,
+                    1 if open_closed == close_closed => items.into_iter().next()?,
                     1 => return None,
                     2 if open_closed || close_closed => {
                         let mut it = items.into_iter();
                         let (a, b) = (it.next()?, it.next()?);
-                        Expr::Interval(open_closed, Box::new(a), Box::new(b), close_closed)
+                        Expr::Interval(Box::new(a), Box::new(b), open_closed, close_closed)
                     }
-                    _ if open_closed || close_closed => Expr::Tuple(items),
                     _ => Expr::Tuple(items),
                 }
             }
             Tok::Pipe => {
-                let inner = self.sum()?;
+                self.abs += 1;
+                let inner = self.sum();
+                self.abs -= 1;
+                let inner = inner?;
                 if !self.eat(&Tok::Pipe) {
                     return None;
                 }
-                Expr::Func("abs".into(), vec![inner])
+                Expr::Func(Func::Abs, vec![inner])
             }
             _ => return None,
         };
-        self.depth -= 1;
+        self.leave();
         Some(e)
     }
 
-    fn function_argument(&mut self) -> Option<Expr> {
-        // sin^2 x is (sin x)^2 in writing, but rare in final answers: accept sin x, sin(x), sin{x}
-        match self.peek()? {
-            Tok::LParen | Tok::LBrace => self.primary(),
-            _ => self.power(),
+    /// A run of letters: a function, a constant, a separator word, variables or a word.
+    fn word(&mut self, word: String) -> Option<Expr> {
+        if let Some(f) = word_func(&word) {
+            if f == Func::Sqrt {
+                let x = self.tex_arg()?;
+                return Some(Expr::Func(Func::Sqrt, vec![x]));
+            }
+            return self.apply_func(f);
         }
+        // f(x), g(2), P(1, 2): a function named at a point, kept as one name so that
+        // `g(2) = 7` reads as a labelled answer.
+        if word.chars().count() == 1
+            && word != "e"
+            && word != "i"
+            && self.peek() == Some(&Tok::LParen)
+            && let Some(name) = self.call_name(&word)
+        {
+            return Some(Expr::Sym(name));
+        }
+        Some(match word.as_str() {
+            "pi" => Expr::Pi,
+            "inf" | "infinity" | "oo" | "Infinity" => Expr::Inf,
+            w if w.chars().count() == 1 => symbol(w),
+            w if w.len() <= 3
+                && !is_short_word(w)
+                && w.chars().all(|c| c.is_ascii_alphabetic())
+                && (w.chars().all(|c| c.is_ascii_lowercase())
+                    || w.chars().all(|c| c.is_ascii_uppercase())) =>
+            {
+                // xy, PQ, abc: a product of variables (as sympy's parser reads them).
+                Expr::Mul(w.chars().map(|c| Expr::Sym(c.to_string())).collect())
+            }
+            _ => {
+                // Words: gather the run of words into one text.
+                let mut text = word;
+                while let Some(Tok::Ident(w)) = self.peek() {
+                    if matches!(w.as_str(), "and" | "or") {
+                        break;
+                    }
+                    text.push(' ');
+                    text.push_str(w);
+                    self.pos += 1;
+                }
+                Expr::Text(text.to_lowercase())
+            }
+        })
     }
 
+    /// `f(x)`: the name with its atomic arguments, when the parentheses hold only numbers and
+    /// single letters; the parser then skips them.
+    fn call_name(&mut self, f: &str) -> Option<String> {
+        let mut k = self.pos + 1;
+        let mut args = Vec::new();
+        loop {
+            match self.toks.get(k)? {
+                Tok::Num(n) => args.push(n.clone()),
+                Tok::Ident(w) if w.chars().count() == 1 => args.push(w.clone()),
+                Tok::Op('-') if matches!(self.toks.get(k + 1), Some(Tok::Num(_))) => {
+                    k += 1;
+                    if let Some(Tok::Num(n)) = self.toks.get(k) {
+                        args.push(format!("-{n}"));
+                    }
+                }
+                _ => return None,
+            }
+            k += 1;
+            match self.toks.get(k)? {
+                Tok::Comma(_) => k += 1,
+                Tok::RParen => break,
+                _ => return None,
+            }
+        }
+        self.pos = k + 1;
+        Some(format!("{f}({})", args.join(",")))
+    }
+
+    fn command(&mut self, c: &str) -> Option<Expr> {
+        if let Some(f) = cmd_func(c) {
+            return self.apply_func(f);
+        }
+        Some(match c {
+            "frac" | "over" => {
+                let a = self.tex_arg()?;
+                let b = self.tex_arg()?;
+                Expr::Div(Box::new(a), Box::new(b))
+            }
+            "binom" | "choose" => {
+                let n = self.tex_arg()?;
+                let k = self.tex_arg()?;
+                Expr::Func(Func::Binom, vec![n, k])
+            }
+            "sqrt" => {
+                if self.eat(&Tok::LBrack) {
+                    let k = self.sum()?;
+                    if !self.eat(&Tok::RBrack) {
+                        return None;
+                    }
+                    let x = self.tex_arg()?;
+                    Expr::Func(Func::Root, vec![k, x])
+                } else {
+                    let x = self.tex_arg()?;
+                    Expr::Func(Func::Sqrt, vec![x])
+                }
+            }
+            "pi" | "Pi" => Expr::Pi,
+            "infty" => Expr::Inf,
+            "e" => Expr::E,
+            "i" | "imath" => Expr::I,
+            "lfloor" | "lceil" => {
+                let inner = self.sum()?;
+                let close = self.next()?;
+                let f = match (c, close) {
+                    ("lfloor", Tok::Cmd(ref r)) if r == "rfloor" => Func::Floor,
+                    ("lceil", Tok::Cmd(ref r)) if r == "rceil" => Func::Ceil,
+                    _ => return None,
+                };
+                Expr::Func(f, vec![inner])
+            }
+            "begin" => self.environment()?,
+            "mathbb" => {
+                let w = match self.next()? {
+                    Tok::Ident(w) => w,
+                    _ => return None,
+                };
+                if w == "R" {
+                    Expr::Reals
+                } else {
+                    Expr::Text(format!("mathbb{w}").to_lowercase())
+                }
+            }
+            "in" | "cup" | "cap" | "end" | "setminus" | "to" | "rightarrow" | "Rightarrow"
+            | "implies" | "rfloor" | "rceil" => return None,
+            // Greek letters and other symbols are variables.
+            other => Expr::Sym(format!("\\{other}")),
+        })
+    }
+
+    /// `\begin{pmatrix} a & b \\ c & d \end{pmatrix}`, `\begin{array}{cc} ... \end{array}`,
+    /// `\begin{cases} ... \end{cases}` (its rows as a list).
     fn environment(&mut self) -> Option<Expr> {
-        // \begin{pmatrix} a & b \\ c & d \end{pmatrix}; `\\` was normalised to a space, so rows
-        // are recovered from `&` counts only when the matrix is a single row or column.
         if !self.eat(&Tok::LBrace) {
             return None;
         }
@@ -817,120 +911,495 @@ impl Parser {
             Tok::Ident(n) => n,
             _ => return None,
         };
+        // `align*` and friends
+        self.eat(&Tok::Op('*'));
         if !self.eat(&Tok::RBrace) {
             return None;
         }
-        let mut rows = vec![Vec::new()];
-        loop {
-            if let Some(Tok::Cmd(c)) = self.peek()
-                && c == "end"
-            {
-                self.pos += 1;
-                let _ = self.group();
-                break;
+        if name == "array" && self.peek() == Some(&Tok::LBrace) {
+            // column spec
+            while let Some(t) = self.next() {
+                if t == Tok::RBrace {
+                    break;
+                }
             }
-            let e = self.sum()?;
-            rows.last_mut()?.push(e);
-            match self.peek() {
-                Some(Tok::Amp) => {
+        }
+        let mut rows: Vec<Vec<Expr>> = vec![Vec::new()];
+        loop {
+            match self.peek()? {
+                Tok::Cmd(c) if c == "end" => {
+                    self.pos += 1;
+                    // {name}
+                    if self.eat(&Tok::LBrace) {
+                        while let Some(t) = self.next() {
+                            if t == Tok::RBrace {
+                                break;
+                            }
+                        }
+                    }
+                    break;
+                }
+                Tok::Amp => {
                     self.pos += 1;
                 }
-                Some(Tok::Cmd(c)) if c == "end" => {}
-                _ => {
-                    // a new row started without a separator we can see
+                Tok::RowSep => {
+                    self.pos += 1;
                     rows.push(Vec::new());
+                }
+                _ => {
+                    let e = self.relation()?;
+                    rows.last_mut()?.push(e);
+                    // A comma inside a cell row (cases) separates too.
+                    while matches!(self.peek(), Some(Tok::Comma(_) | Tok::Semi)) {
+                        self.pos += 1;
+                    }
                 }
             }
         }
-        let _ = name;
         rows.retain(|r| !r.is_empty());
-        Some(Expr::Matrix(rows))
-    }
-}
-
-fn choice_letter(s: &str) -> Option<char> {
-    let t = s
-        .trim()
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .trim();
-    let mut chars = t.chars();
-    let c = chars.next()?;
-    (chars.next().is_none() && ('A'..='E').contains(&c)).then_some(c)
-}
-
-/// Parses a normalised answer. Multiple-choice letters become `Text("(X)")`; unparseable
-/// text becomes `Text` of its lower-cased, space-free form.
-pub fn parse_answer(answer: &str) -> Expr {
-    let n = normalize(answer);
-    if let Some(c) = choice_letter(&n) {
-        return Expr::Text(format!("({c})"));
-    }
-    if n.len() > MAX_LEN {
-        return Expr::Text(text_key(&n));
-    }
-    // Matrices keep their row breaks: `\\` becomes a newline token before normalisation.
-    let parsed = tokenize(&n).and_then(|toks| {
-        let mut p = Parser {
-            toks,
-            pos: 0,
-            depth: 0,
-        };
-        let items = p.list()?;
-        if p.pos != p.toks.len() {
-            return None;
-        }
-        Some(if items.len() == 1 {
-            items.into_iter().next()?
+        let matrix = name.ends_with("matrix") || name == "array";
+        Some(if matrix {
+            Expr::Matrix(rows)
         } else {
-            Expr::List(items)
+            let mut items: Vec<Expr> = rows.into_iter().flatten().collect();
+            if items.len() == 1 {
+                items.pop()?
+            } else {
+                Expr::List(items)
+            }
         })
-    });
-    match parsed {
-        Some(Expr::Text(t)) => Expr::Text(text_key(&t)),
-        Some(e) => e,
-        None => Expr::Text(text_key(&n)),
     }
 }
 
-/// The key under which texts compare: lower case, no spaces, no braces.
-pub fn text_key(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace() && *c != '{' && *c != '}')
-        .flat_map(char::to_lowercase)
-        .collect()
+/// Short English words that are not products of variables.
+fn is_short_word(w: &str) -> bool {
+    matches!(
+        w,
+        "the"
+            | "not"
+            | "is"
+            | "it"
+            | "its"
+            | "of"
+            | "to"
+            | "in"
+            | "on"
+            | "at"
+            | "by"
+            | "an"
+            | "for"
+            | "are"
+            | "was"
+            | "be"
+            | "so"
+            | "as"
+            | "if"
+            | "we"
+            | "no"
+            | "yes"
+            | "but"
+            | "all"
+            | "any"
+            | "can"
+            | "has"
+            | "how"
+            | "may"
+            | "who"
+            | "why"
+            | "let"
+            | "get"
+            | "thus"
+            | "then"
+            | "our"
+            | "you"
+            | "one"
+            | "two"
+            | "six"
+            | "ten"
+            | "per"
+            | "nor"
+            | "odd"
+            | "had"
+            | "his"
+            | "her"
+            | "she"
+            | "he"
+            | "me"
+            | "my"
+            | "do"
+            | "am"
+            | "now"
+            | "new"
+            | "see"
+            | "way"
+            | "use"
+            | "set"
+            | "sum"
+    )
+}
+
+fn cmd_func(c: &str) -> Option<Func> {
+    match c {
+        "sqrt" | "frac" => None,
+        "arcsec" | "arccsc" | "arccot" => None,
+        other => word_func(other),
+    }
+}
+
+/// A one-letter name: `e` is Euler's number and `i` the imaginary unit, as sympy reads them.
+fn symbol(w: &str) -> Expr {
+    match w {
+        "e" => Expr::E,
+        "i" => Expr::I,
+        other => Expr::Sym(other.to_string()),
+    }
+}
+
+/// Parses an answer as written; `None` when it is not a mathematical expression (it is then
+/// compared as text).
+pub fn parse_answer(answer: &str, budget: &mut Budget) -> Option<Expr> {
+    let cleaned = clean(answer);
+    parse_cleaned(&cleaned, budget)
+}
+
+/// [`parse_answer`] on an already cleaned answer.
+pub fn parse_cleaned(cleaned: &str, budget: &mut Budget) -> Option<Expr> {
+    if cleaned.is_empty() || cleaned.len() > MAX_ANSWER {
+        return None;
+    }
+    let (toks, spaced) = tokenize(cleaned)?;
+    let toks = drop_units(toks, &spaced);
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        abs: 0,
+        budget,
+    };
+    let items = p.semicolon_groups()?;
+    if p.pos != p.toks.len() {
+        return None;
+    }
+    let mut items = items;
+    let e = match items.len() {
+        0 => return None,
+        1 => items.pop()?,
+        _ => Expr::List(items),
+    };
+    words_only_as_items(&e).then_some(e)
+}
+
+/// Words may stand alone or as items of a list, set or tuple (`\text{Monday}`,
+/// `Alice, Bob`), never inside arithmetic or a relation (`Answer: 12`, `12 ways to`).
+fn words_only_as_items(e: &Expr) -> bool {
+    match e {
+        Expr::Text(_) => true,
+        Expr::List(v) | Expr::Set(v) | Expr::Tuple(v) => v.iter().all(words_only_as_items),
+        other => {
+            let mut ok = true;
+            other.walk(&mut |x| ok &= !matches!(x, Expr::Text(_)));
+            ok
+        }
+    }
+}
+
+/// Unit words after a number (`12 cm`, `5 square units`, `3 \text{ km/h}`, `4 m^2`) are
+/// dropped; so are words that only follow a complete number at the end.
+fn drop_units(toks: Vec<Tok>, spaced: &[bool]) -> Vec<Tok> {
+    let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        let after_value = match out.last() {
+            Some(Tok::Num(_) | Tok::RParen | Tok::RBrace | Tok::Op('%')) => true,
+            Some(Tok::Cmd(c)) => c == "pi",
+            Some(Tok::Ident(w)) => is_unit(w),
+            _ => false,
+        };
+        // One-letter and other ambiguous units (`m`, `s`, `in`) only when written apart:
+        // `5 m` is five metres, `5m` may be five times m.
+        let unit = |k: usize| match &toks[k] {
+            Tok::Ident(w) => {
+                is_unit(w)
+                    && (!is_ambiguous_unit(w)
+                        || spaced[k]
+                        // 100m^2: a unit with its power
+                        || (toks.get(k + 1) == Some(&Tok::Op('^'))
+                            && matches!(toks.get(k + 2), Some(Tok::Num(n)) if n == "2" || n == "3")))
+            }
+            _ => false,
+        };
+        if let Tok::Ident(w) = &toks[i]
+            && matches!(out.last(), Some(Tok::Num(_)))
+            && let Some(scale) = scale_word(w)
+        {
+            out.push(Tok::Op('*'));
+            out.push(Tok::Num(scale.to_string()));
+            i += 1;
+            continue;
+        }
+        if after_value && unit(i) {
+            // the unit and what belongs to it: ^2, /s, further unit words
+            let mut j = i + 1;
+            loop {
+                match (toks.get(j), toks.get(j + 1)) {
+                    (Some(Tok::Op('^')), Some(Tok::Num(_))) => j += 2,
+                    (Some(Tok::Op('/')), Some(Tok::Ident(u))) if is_unit(u) => j += 2,
+                    (Some(Tok::Ident(_)), _) if unit(j) => j += 1,
+                    _ => break,
+                }
+            }
+            // Only where the unit ends the value: end, separator, relation or bracket.
+            let ends = matches!(
+                toks.get(j),
+                None | Some(
+                    Tok::Comma(_)
+                        | Tok::Semi
+                        | Tok::Rel(_)
+                        | Tok::RParen
+                        | Tok::RBrack
+                        | Tok::RBrace
+                        | Tok::RSet
+                        | Tok::Amp
+                        | Tok::RowSep
+                )
+            ) || matches!(toks.get(j), Some(Tok::Ident(w)) if w == "and" || w == "or");
+            if ends {
+                i = j;
+                continue;
+            }
+        }
+        out.push(toks[i].clone());
+        i += 1;
+    }
+    // Words after a complete value at the end (`17 \text{ any text}`, `12 apples`): dropped.
+    let is_word = |t: &Tok| matches!(t, Tok::Ident(w) if w.chars().count() >= 2 && word_func(w).is_none() && !matches!(w.as_str(), "and" | "or" | "pi" | "inf" | "infinity"));
+    let mut k = out.len();
+    while k > 0 && is_word(&out[k - 1]) {
+        k -= 1;
+    }
+    if k < out.len()
+        && k > 0
+        && matches!(
+            out[k - 1],
+            Tok::Num(_) | Tok::RParen | Tok::RBrace | Tok::Op('%') | Tok::RBrack | Tok::RSet
+        )
+        && !out[..k]
+            .iter()
+            .any(|t| matches!(t, Tok::Ident(w) if w.chars().count() >= 4))
+    {
+        out.truncate(k);
+    }
+    out
+}
+
+/// `2 million`, `3 thousand`.
+fn scale_word(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "hundred" => "100",
+        "thousand" => "1000",
+        "million" | "millions" => "1000000",
+        "billion" | "billions" => "1000000000",
+        "trillion" => "1000000000000",
+        _ => return None,
+    })
+}
+
+fn is_ambiguous_unit(w: &str) -> bool {
+    w.chars().count() == 1
+        || matches!(
+            w,
+            "in" | "min"
+                | "sec"
+                | "cup"
+                | "cups"
+                | "rad"
+                | "deg"
+                | "per"
+                | "am"
+                | "pm"
+                | "cu"
+                | "sq"
+                | "each"
+                | "times"
+                | "ways"
+                | "mi"
+                | "yd"
+                | "hr"
+        )
+}
+
+fn is_unit(w: &str) -> bool {
+    const UNITS: &[&str] = &[
+        "unit",
+        "units",
+        "square",
+        "sq",
+        "cubic",
+        "cu",
+        "cm",
+        "mm",
+        "km",
+        "m",
+        "meter",
+        "meters",
+        "metre",
+        "metres",
+        "inch",
+        "inches",
+        "in",
+        "ft",
+        "feet",
+        "foot",
+        "yard",
+        "yards",
+        "yd",
+        "mile",
+        "miles",
+        "mi",
+        "mph",
+        "kph",
+        "kmh",
+        "kg",
+        "g",
+        "gram",
+        "grams",
+        "mg",
+        "lb",
+        "lbs",
+        "pound",
+        "pounds",
+        "ounce",
+        "ounces",
+        "oz",
+        "ton",
+        "tons",
+        "dollar",
+        "dollars",
+        "cent",
+        "cents",
+        "euro",
+        "euros",
+        "usd",
+        "USD",
+        "EUR",
+        "GBP",
+        "yuan",
+        "rs",
+        "rupees",
+        "degree",
+        "degrees",
+        "deg",
+        "radian",
+        "radians",
+        "rad",
+        "second",
+        "seconds",
+        "sec",
+        "s",
+        "minute",
+        "minutes",
+        "min",
+        "mins",
+        "hour",
+        "hours",
+        "hr",
+        "hrs",
+        "h",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "year",
+        "years",
+        "yr",
+        "yrs",
+        "liter",
+        "liters",
+        "litre",
+        "litres",
+        "l",
+        "L",
+        "ml",
+        "mL",
+        "gallon",
+        "gallons",
+        "gal",
+        "quart",
+        "quarts",
+        "pint",
+        "pints",
+        "cup",
+        "cups",
+        "people",
+        "persons",
+        "students",
+        "apples",
+        "marbles",
+        "pages",
+        "books",
+        "cookies",
+        "boxes",
+        "points",
+        "per",
+        "each",
+        "times",
+        "ways",
+        "items",
+        "pieces",
+        "percent",
+        "km/h",
+        "m/s",
+        "sqft",
+        "acres",
+        "acre",
+        "hectares",
+        "kilometers",
+        "kilometres",
+        "centimeters",
+        "centimetres",
+        "millimeters",
+        "grams",
+        "kilograms",
+        "calories",
+        "miles",
+        "mins",
+        "secs",
+        "am",
+        "pm",
+        "cm²",
+        "m²",
+    ];
+    UNITS.contains(&w)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn normalises_latex_noise() {
-        assert_eq!(normalize("$\\dfrac{1}{2}$"), "\\frac{1}{2}");
-        assert_eq!(normalize("\\text{12 cm}"), "12");
-        assert_eq!(normalize("1,234,567"), "1234567");
-        assert_eq!(normalize("(1,2)"), "(1,2)");
-        assert_eq!(normalize("90^\\circ"), "90");
-        assert_eq!(normalize("\\$5.00"), "5.00");
-        assert_eq!(
-            normalize("\\left( 3, \\frac{\\pi}{2} \\right)"),
-            "( 3, \\frac{\\pi}{2} )"
-        );
+    fn p(s: &str) -> Option<Expr> {
+        parse_answer(s, &mut Budget::new(100_000))
     }
 
     #[test]
     fn parses_structures() {
         assert!(matches!(
-            parse_answer("(1, 2]"),
-            Expr::Interval(false, _, _, true)
+            p("(1, 2]"),
+            Some(Expr::Interval(_, _, false, true))
         ));
-        assert!(matches!(parse_answer("\\{1, 2\\}"), Expr::Set(v) if v.len() == 2));
-        assert!(matches!(parse_answer("1, 2, 3"), Expr::List(v) if v.len() == 3));
-        assert!(matches!(parse_answer("x = 3"), Expr::Rel(op, _, _) if op == "="));
-        assert_eq!(parse_answer("(B)"), Expr::Text("(B)".into()));
-        assert!(matches!(parse_answer("\\text{Evelyn}"), Expr::Text(t) if t == "evelyn"));
+        assert!(matches!(p("\\{1, 2\\}"), Some(Expr::Set(v)) if v.len() == 2));
+        assert!(matches!(p("1, 2, 3"), Some(Expr::List(v)) if v.len() == 3));
+        assert!(matches!(p("x = 3"), Some(Expr::Rel(_, ops)) if ops == [RelOp::Eq]));
+        assert!(matches!(p("1 \\le t < 4"), Some(Expr::Rel(_, ops)) if ops.len() == 2));
+        assert!(matches!(p("\\text{Evelyn}"), Some(Expr::Text(t)) if t == "evelyn"));
+        assert!(matches!(p("1011_2"), Some(Expr::Based(d, 2)) if d == "1011"));
+        assert!(matches!(p("2:9"), Some(Expr::Ratio(v)) if v.len() == 2));
+        assert!(matches!(p("12 \\text{ cm}"), Some(Expr::Num(_))));
+        assert!(
+            matches!(p("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"), Some(Expr::Matrix(r)) if r.len() == 2 && r[0].len() == 2)
+        );
         let deep = format!("{}1{}", "(".repeat(500), ")".repeat(500));
-        assert!(matches!(parse_answer(&deep), Expr::Text(_)));
+        assert!(p(&deep).is_none());
     }
 }
