@@ -39,10 +39,10 @@ fn eq(g: &Expr, p: &Expr, b: &mut Budget, depth: usize) -> bool {
     match (g, p) {
         (Rel(gs, gops), Rel(ps, pops)) => relations_equal(gs, gops, ps, pops, b, d),
         (Rel(sides, ops), other) => {
-            if is_assignment(sides, ops) {
-                if let Some(v) = value_of(sides, ops) {
-                    return eq(v, other, b, d);
-                }
+            if is_assignment(sides, ops)
+                && let Some(v) = value_of(sides, ops)
+            {
+                return eq(v, other, b, d);
             }
             if let (Some(x), Some(y)) = (real_set(g, b), real_set(other, b)) {
                 return real_sets_equal(&x, &y, b, d);
@@ -268,20 +268,18 @@ fn relations_equal(
     let p_assign = is_assignment(ps, pops);
     if g_assign && p_assign {
         // x = 1 against y = 1 is wrong; the same label: compare the values.
-        if labels_equal(&gs[0], &ps[0]) {
-            if let (Some(x), Some(y)) = (value_of(gs, gops), value_of(ps, pops)) {
-                return eq(x, y, b, d);
-            }
+        if labels_equal(&gs[0], &ps[0])
+            && let (Some(x), Some(y)) = (value_of(gs, gops), value_of(ps, pops))
+        {
+            return eq(x, y, b, d);
         }
         // Both may still be the same equation (y = 2x + 1 against x = (y - 1)/2).
     }
     // Single relations: the same up to rearrangement and a constant factor.
     if gops.len() == 1 && pops.len() == 1 {
         let (go, po) = (gops[0], pops[0]);
-        if let Some(same) = single_relations_equal(&gs[0], go, &gs[1], &ps[0], po, &ps[1], b) {
-            if same {
-                return true;
-            }
+        if single_relations_equal(&gs[0], go, &gs[1], &ps[0], po, &ps[1], b) == Some(true) {
+            return true;
         }
     }
     if gops.len() == pops.len()

@@ -143,7 +143,7 @@ impl Budget {
             return false;
         }
         self.steps -= 1;
-        if self.steps % 512 == 0
+        if self.steps.is_multiple_of(512)
             && let Some(d) = self.deadline
             && std::time::Instant::now() >= d
         {

@@ -79,7 +79,13 @@ enum Parsed {
 
 /// The key under which texts compare: lower case, no spaces, braces or `\text`.
 fn text_key(s: &str) -> String {
-    latex::clean(s)
+    // Over-long texts are compared as they are written (cleaning is not linear).
+    let cleaned = if s.len() > 4 * latex::MAX_ANSWER {
+        s.to_string()
+    } else {
+        latex::clean(s)
+    };
+    cleaned
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '{' && *c != '}')
         .flat_map(char::to_lowercase)
@@ -94,11 +100,23 @@ fn parse(s: &str, b: &mut Budget) -> Parsed {
     }
 }
 
+/// The first `n` bytes of `s` at most, cut on a character boundary.
+fn prefix(s: &str, n: usize) -> &str {
+    let mut end = n.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A multiple-choice letter in any dress: `B`, `(B)`, `\text{(B)}`, `\textbf{B}`,
 /// `Option B`, `B)`, `[B]`; with `loose`, also a letter that opens a longer answer
 /// (`(B) 12`, `B: 12`).
 pub fn choice_letter(s: &str, loose: bool) -> Option<char> {
-    let t = latex::clean(s);
+    if s.len() > 200 && !loose {
+        return None;
+    }
+    let t = latex::clean(prefix(s.trim(), 200));
     let mut t = t.trim();
     for prefix in [
         "option", "Option", "OPTION", "choice", "Choice", "answer", "Answer",
@@ -195,6 +213,9 @@ fn equivalent_answers(gold: &str, pred: &str, b: &mut Budget) -> bool {
 /// `3,75` → `3.75` when the answer is a single number with a decimal comma (not a
 /// thousands separator: `1,000` is a thousand).
 fn decimal_comma(s: &str) -> Option<String> {
+    if s.len() > 64 {
+        return None;
+    }
     let t = latex::clean(s);
     let t = t.trim();
     let (int, rest) = t.split_once(',')?;
@@ -216,11 +237,14 @@ fn decimal_comma(s: &str) -> Option<String> {
 
 /// The gold answer of a reference: the first of [`gold_candidates`] that parses.
 pub fn gold_answer(gold: &str) -> Option<String> {
-    let mut b = budget();
+    gold_answer_within(gold, &mut budget())
+}
+
+fn gold_answer_within(gold: &str, b: &mut Budget) -> Option<String> {
     let cands = gold_candidates(gold);
     cands
         .iter()
-        .find(|c| gold_choice(c).is_some() || parse::parse_answer(c, &mut b).is_some())
+        .find(|c| gold_choice(c).is_some() || parse::parse_answer(c, b).is_some())
         .or(cands.last())
         .filter(|c| !c.trim().is_empty())
         .cloned()
@@ -238,7 +262,7 @@ fn candidate_letter(text: &str) -> Option<Option<char>> {
     if let Some(c) = choice_letter(text, false) {
         return Some(Some(c));
     }
-    let cleaned = latex::clean(text);
+    let cleaned = latex::clean(prefix(text, 4 * latex::MAX_ANSWER));
     let opened = cleaned.trim_start().starts_with(['(', '[']) || {
         let b = cleaned.trim_start().as_bytes();
         b.len() >= 2 && b[0].is_ascii_uppercase() && matches!(b[1], b')' | b':' | b'.')
@@ -365,10 +389,11 @@ fn letter_at(s: &str) -> Option<(char, &str)> {
 
 /// Grades one completion against one reference.
 pub fn grade(gold: &str, completion: &str, extraction: &Extraction) -> Grade {
-    let Some(g) = gold_answer(gold) else {
+    // One budget for the whole verdict: reading the gold, the candidates and comparing.
+    let mut b = budget();
+    let Some(g) = gold_answer_within(gold, &mut b) else {
         return Grade::BadGold;
     };
-    let mut b = budget();
     let cands = candidates(completion, extraction);
     if let Some(letter) = gold_choice(&g) {
         // The first candidate that names a letter, else the letter the text picks.

@@ -315,6 +315,9 @@ pub enum Func {
     Min,
 }
 
+// `add`/`mul`/`neg` sit beside the fallible `div` (and `Rational`'s checked ops) as one
+// family of methods; operator traits would hide that `div` can fail.
+#[allow(clippy::should_implement_trait)]
 impl Value {
     /// An integer.
     pub fn int(n: i128) -> Self {
