@@ -9,12 +9,20 @@ use r1_rewards::{RewardInput, RewardSet};
 use serde_json::{Value, json};
 
 fn cases() -> Vec<RewardInput> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/math_cases.jsonl");
+    read_cases("math_cases.jsonl", None)
+}
+
+/// The cases of one fixture file, only those of `family` when given.
+fn read_cases(file: &str, family: Option<&str>) -> Vec<RewardInput> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
     std::fs::read_to_string(&path)
-        .expect("math_cases.jsonl")
+        .expect("fixture cases")
         .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("json");
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .filter(|v| family.is_none_or(|f| v["family"].as_str() == Some(f)))
+        .map(|v| {
             RewardInput::new(
                 v["completion"].as_str().unwrap_or_default(),
                 v["gold"].as_str().unwrap_or_default(),
@@ -56,6 +64,7 @@ fn main() {
     let threads = rayon::current_num_threads();
     let math = cases();
     let code = code_inputs(24);
+    let symbolic = read_cases("grader_cases.jsonl", Some("symbolic"));
     let rows = vec![
         (
             measure(
@@ -65,6 +74,15 @@ fn main() {
                 3,
             ),
             math.len(),
+        ),
+        (
+            measure(
+                "accuracy, symbolic family (grader_cases.jsonl)",
+                "[[reward]]\nname = \"a\"\nkind = \"accuracy\"\n",
+                &symbolic,
+                20,
+            ),
+            symbolic.len(),
         ),
         (
             measure(

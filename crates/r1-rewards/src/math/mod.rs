@@ -100,6 +100,18 @@ fn parse(s: &str, b: &mut Budget) -> Parsed {
     }
 }
 
+/// A plain decimal number (`42`, `-3.5`): parses, and equals only itself written alike.
+fn plain_number(s: &str) -> bool {
+    let t = s.trim();
+    let t = t.strip_prefix('-').unwrap_or(t);
+    !t.is_empty()
+        && t.len() <= 30
+        && t.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+        && t.bytes().filter(|&c| c == b'.').count() <= 1
+        && t.as_bytes()[0].is_ascii_digit()
+        && t.as_bytes()[t.len() - 1].is_ascii_digit()
+}
+
 /// The first `n` bytes of `s` at most, cut on a character boundary.
 fn prefix(s: &str, n: usize) -> &str {
     let mut end = n.min(s.len());
@@ -244,7 +256,9 @@ fn gold_answer_within(gold: &str, b: &mut Budget) -> Option<String> {
     let cands = gold_candidates(gold);
     cands
         .iter()
-        .find(|c| gold_choice(c).is_some() || parse::parse_answer(c, b).is_some())
+        .find(|c| {
+            plain_number(c) || gold_choice(c).is_some() || parse::parse_answer(c, b).is_some()
+        })
         .or(cands.last())
         .filter(|c| !c.trim().is_empty())
         .cloned()
@@ -414,6 +428,15 @@ pub fn grade(gold: &str, completion: &str, extraction: &Extraction) -> Grade {
                 },
                 None => Grade::NoAnswer,
             },
+        };
+    }
+    // The common case first: the answer is written exactly as the gold.
+    if let Some(first) = cands.first()
+        && first.text.trim() == g.trim()
+        && plain_number(&g)
+    {
+        return Grade::Correct {
+            answer: first.text.clone(),
         };
     }
     let gold_is_text = matches!(parse(&g, &mut b), Parsed::Text(_));
