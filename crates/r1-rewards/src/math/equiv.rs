@@ -931,3 +931,56 @@ fn real_sets_equal(x: &RealSet, y: &RealSet, b: &mut Budget, d: usize) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::math::equivalent;
+
+    /// One example per rule of docs/rewards.md, both ways where the rule is symmetric.
+    #[test]
+    fn the_issue_families() {
+        let same = [
+            ("1000", "1 000"),
+            ("1000", "1\\,000"),
+            ("3.75", "3,75"),
+            ("0.25", ".25"),
+            ("12\\%", "12%"),
+            ("12", "12 percent"),
+            ("y < 2", "-y > -2"),
+            ("8", "x = 4+4 = 8"),
+            ("3x - 6y = 3", "x = 2y + 1"),
+            ("[1, 4)", "1 \\le t < 4"),
+            ("\\{4, 5\\}", "4 and 5"),
+            ("(1,2),(2,1)", "(2,1) or (1,2)"),
+            ("(4,1)", "(a,b) = (4,1)"),
+            ("3, 7", "PQ = 3, RS = 7"),
+            ("2:9", "A:B = 2:9"),
+            ("2", "g(t) = 2"),
+            (
+                "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+                "\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}",
+            ),
+            ("\\frac{2}{7}", "0.2857"),
+            ("\\csc^2 u", "1 + \\cot^2 u"),
+            ("x^2+2x+1", "(x+1)^2"),
+            ("\\text{(B)}", "B"),
+        ];
+        for (g, p) in same {
+            assert!(equivalent(g, p), "{g} should equal {p}");
+        }
+        let different = [
+            ("1000", "100"),
+            ("y < 2", "y > 2"),
+            ("3x - 6y = 3", "x = 2y - 1"),
+            ("[1, 4)", "1 \\le t \\le 4"),
+            ("(1,2)", "(2,1)"),
+            ("\\frac{2}{7}", "0.28"),
+            ("x^2+2x+1", "(x-1)^2"),
+            ("\\text{(B)}", "C"),
+            ("x = 1", "y = 1"),
+        ];
+        for (g, p) in different {
+            assert!(!equivalent(g, p), "{g} should not equal {p}");
+        }
+    }
+}
