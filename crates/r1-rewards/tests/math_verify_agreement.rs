@@ -4,24 +4,14 @@
 //! `hand_labelled.jsonl` overriding the referee where it is wrong.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use r1_rewards::RewardInput;
 use r1_rewards::builtin::accuracy;
 use r1_rewards::math::Extraction;
 use serde_json::Value;
 
-fn read(name: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
+mod common;
+use common::read;
 
 #[test]
 fn agrees_with_math_verify() {
