@@ -775,28 +775,15 @@ pub fn tokenize(s: &str) -> Option<(Vec<Tok>, Vec<bool>)> {
                 out.push(Tok::Rel(c));
                 i += 1;
             }
-            '(' => {
-                out.push(Tok::LParen);
-                i += 1;
-            }
-            ')' => {
-                out.push(Tok::RParen);
-                i += 1;
-            }
-            '[' => {
-                out.push(Tok::LBrack);
-                i += 1;
-            }
-            ']' => {
-                out.push(Tok::RBrack);
-                i += 1;
-            }
-            '{' => {
-                out.push(Tok::LBrace);
-                i += 1;
-            }
-            '}' => {
-                out.push(Tok::RBrace);
+            '(' | ')' | '[' | ']' | '{' | '}' => {
+                out.push(match c {
+                    '(' => Tok::LParen,
+                    ')' => Tok::RParen,
+                    '[' => Tok::LBrack,
+                    ']' => Tok::RBrack,
+                    '{' => Tok::LBrace,
+                    _ => Tok::RBrace,
+                });
                 i += 1;
             }
             ',' => {
