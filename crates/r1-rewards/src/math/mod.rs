@@ -77,6 +77,15 @@ enum Parsed {
     Text(String),
 }
 
+impl From<Expr> for Parsed {
+    fn from(e: Expr) -> Self {
+        match e {
+            Expr::Text(t) => Parsed::Text(t.replace(' ', "")),
+            e => Parsed::Expr(e),
+        }
+    }
+}
+
 /// The key under which texts compare: lower case, no spaces, braces or `\text`.
 fn text_key(s: &str) -> String {
     // Over-long texts are compared as they are written (cleaning is not linear).
@@ -94,8 +103,7 @@ fn text_key(s: &str) -> String {
 
 fn parse(s: &str, b: &mut Budget) -> Parsed {
     match parse::parse_answer(s, b) {
-        Some(Expr::Text(t)) => Parsed::Text(t.replace(' ', "")),
-        Some(e) => Parsed::Expr(e),
+        Some(e) => Parsed::from(e),
         None => Parsed::Text(text_key(s)),
     }
 }
@@ -186,12 +194,22 @@ fn equivalent_answers(gold: &str, pred: &str, b: &mut Budget) -> bool {
     if let Some(letter) = gold_choice(gold) {
         return choice_letter(pred, true) == Some(letter);
     }
-    let (gk, pk) = (text_key(gold), text_key(pred));
-    if !gk.is_empty() && gk == pk {
+    if same_text(gold, pred) {
         return true;
     }
     let (g, p) = (parse(gold, b), parse(pred, b));
-    let same = match (&g, &p) {
+    parsed_equal(gold, &g, pred, &p, b)
+}
+
+/// Whether both answers read the same as text (the cheapest test, before parsing).
+fn same_text(gold: &str, pred: &str) -> bool {
+    let (gk, pk) = (text_key(gold), text_key(pred));
+    !gk.is_empty() && gk == pk
+}
+
+/// [`equivalent_answers`] past the letter and text tests, on answers already parsed.
+fn parsed_equal(gold: &str, g: &Parsed, pred: &str, p: &Parsed, b: &mut Budget) -> bool {
+    let same = match (g, p) {
         (Parsed::Expr(x), Parsed::Expr(y)) => equiv::equal(x, y, b),
         (Parsed::Text(x), Parsed::Text(y)) => !x.is_empty() && x == y,
         _ => false,
@@ -202,7 +220,7 @@ fn equivalent_answers(gold: &str, pred: &str, b: &mut Budget) -> bool {
     // A decimal comma (`3,75`) reads as a list of two numbers; try it as a decimal where the
     // other side is a single value.
     let scalar = |x: &Parsed| matches!(x, Parsed::Expr(e) if e.is_scalar());
-    for (side, other, gold_side) in [(gold, &p, true), (pred, &g, false)] {
+    for (side, other, gold_side) in [(gold, p, true), (pred, g, false)] {
         if scalar(other)
             && let Some(dec) = decimal_comma(side)
         {
@@ -439,25 +457,27 @@ pub fn grade(gold: &str, completion: &str, extraction: &Extraction) -> Grade {
             answer: first.text.clone(),
         };
     }
-    let gold_is_text = matches!(parse(&g, &mut b), Parsed::Text(_));
+    let gp = parse(&g, &mut b);
+    let gold_is_text = matches!(gp, Parsed::Text(_));
     // The first candidate that parses; words count only where the answer is explicit (a box,
     // tags, "the answer is") or the gold is words too.
     let explicit = |k: ExtractionKind| k != ExtractionKind::LastNumber;
-    let answer = cands
-        .iter()
-        .find(|c| match parse::parse_answer(&c.text, &mut b) {
-            Some(Expr::Text(_)) => gold_is_text || explicit(c.kind),
-            Some(_) => true,
-            None => false,
-        })
-        .or(cands.first());
-    match answer {
-        None => Grade::NoAnswer,
-        Some(a) if equivalent_answers(&g, &a.text, &mut b) => Grade::Correct {
-            answer: a.text.clone(),
+    let found = cands.iter().find_map(|c| {
+        let e = parse::parse_answer(&c.text, &mut b)?;
+        let usable = !matches!(e, Expr::Text(_)) || gold_is_text || explicit(c.kind);
+        usable.then(|| (c, Parsed::from(e)))
+    });
+    let (a, ap) = match found {
+        Some(f) => f,
+        None => match cands.first() {
+            Some(c) => (c, parse(&c.text, &mut b)),
+            None => return Grade::NoAnswer,
         },
-        Some(a) => Grade::Incorrect {
-            answer: a.text.clone(),
-        },
+    };
+    let answer = a.text.clone();
+    if same_text(&g, &a.text) || parsed_equal(&g, &gp, &a.text, &ap, &mut b) {
+        Grade::Correct { answer }
+    } else {
+        Grade::Incorrect { answer }
     }
 }
