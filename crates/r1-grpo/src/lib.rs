@@ -13,6 +13,9 @@
 //!   head + log-softmax operation (CubeCL kernels on GPU backends) that keeps no logits for
 //!   backward.
 //!
+//! [`optim`] is the training machinery every r1 trainer shares (AdamW, global-norm clipping,
+//! schedules, atomic checkpoints, JSONL metrics); `r1-distill`'s SFT trainer uses it too.
+//!
 //! [`trainer`] runs GRPO steps: rollouts from the in-process engine, rewards, advantages,
 //! old and reference log-probs, gradient accumulation, `steps_per_generation` and
 //! `num_iterations`, global-norm clipping, AdamW with schedules, reference resets, dynamic
@@ -23,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod logprobs;
 pub mod loss;
+pub mod optim;
 pub mod schedule;
 pub mod toml_config;
 pub mod trainer;
@@ -32,11 +36,14 @@ pub use config::{Aggregation, ImportanceSamplingLevel, LossConfig, LossType, Sca
 pub use error::{GrpoError, Result};
 pub use logprobs::{LogProbImpl, fused_selective_log_softmax, token_logprobs};
 pub use loss::{LossInputs, LossOutput, policy_loss};
-pub use schedule::{LrSchedule, learning_rate};
+pub use optim::{
+    Checkpoint, MetricsLog, OptimSettings, Optimizer, Progress, StepInfo, clip_global_norm,
+    load_checkpoint, load_model_folder, save_checkpoint,
+};
+pub use schedule::{LrSchedule, learning_rate, learning_rate_with_floor};
 /// The whole GRPO configuration, TRL's `GRPOConfig`: [`TrainerConfig`] (with its
 /// [`LossConfig`]), read from one flat TOML table by [`TrainerConfig::from_toml_file`].
 pub type GrpoConfig = TrainerConfig;
 pub use trainer::{
-    GrpoTrainer, Prompt, StepMetrics, TrainerConfig, clip_global_norm, completion_logprobs,
-    right_aligned,
+    GrpoTrainer, Prompt, StepMetrics, TrainerConfig, completion_logprobs, right_aligned,
 };

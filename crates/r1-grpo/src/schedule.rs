@@ -24,6 +24,19 @@ pub fn learning_rate(
     max_steps: u64,
     schedule: LrSchedule,
 ) -> f64 {
+    learning_rate_with_floor(base, step, warmup_steps, max_steps, schedule, 0.0)
+}
+
+/// [`learning_rate`] whose cosine decays to `min_lr_rate * base` instead of 0 (transformers'
+/// `cosine_with_min_lr`; DeepSeek-R1's SFT decays to a tenth). Other schedules ignore the floor.
+pub fn learning_rate_with_floor(
+    base: f64,
+    step: u64,
+    warmup_steps: u64,
+    max_steps: u64,
+    schedule: LrSchedule,
+    min_lr_rate: f64,
+) -> f64 {
     if step < warmup_steps {
         return base * step as f64 / warmup_steps.max(1) as f64;
     }
@@ -32,7 +45,10 @@ pub fn learning_rate(
     match schedule {
         LrSchedule::Constant => base,
         LrSchedule::Linear => base * (1.0 - progress).max(0.0),
-        LrSchedule::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+        LrSchedule::Cosine => {
+            let f = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+            base * (f * (1.0 - min_lr_rate) + min_lr_rate)
+        }
     }
 }
 
@@ -53,6 +69,9 @@ mod tests {
             (cos(0) - 2.0).abs() < 1e-12 && (cos(2) - 1.0).abs() < 1e-12 && cos(4).abs() < 1e-12
         );
         assert_eq!(learning_rate(3.0, 0, 0, 0, LrSchedule::Constant), 3.0);
+        // get_cosine_with_min_lr_schedule_with_warmup(warmup=0, total=4, min_lr_rate=0.1)
+        let floor = |s| learning_rate_with_floor(1.0, s, 0, 4, LrSchedule::Cosine, 0.1);
+        assert!((floor(2) - 0.55).abs() < 1e-12 && (floor(4) - 0.1).abs() < 1e-12);
         assert_eq!(learning_rate(3.0, 1, 4, 0, LrSchedule::Constant), 0.75);
     }
 }

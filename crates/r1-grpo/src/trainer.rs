@@ -13,16 +13,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use r1_model::logprobs::{DEFAULT_CHUNK_ELEMENTS, chunk_rows_for};
 use r1_model::model::read_f32;
-use r1_model::weights::{Init, SafetensorsWeights};
+use r1_model::weights::Init;
 use r1_model::{
     Batch, CausalLm, GenerationConfig, SamplingParams, Tokenizer, WeightSource, generate,
 };
-use r1_model::{GenerationDefaults, ModelConfig, save_pretrained};
 use r1_rewards::{RewardInput, RewardSet};
 use serde_json::Value;
 
@@ -31,6 +30,7 @@ use crate::config::LossConfig;
 use crate::error::{GrpoError, Result};
 use crate::logprobs::{LogProbImpl, token_logprobs};
 use crate::loss::{LossInputs, policy_loss};
+use crate::optim::{MetricsLog, OptimSettings, Optimizer, load_checkpoint, load_model_folder};
 
 /// Optimiser and sampling settings (TRL's names and defaults where TRL has them).
 #[derive(Debug, Clone)]
@@ -95,29 +95,9 @@ impl TrainerConfig {
     pub fn validate(&self) -> Result<()> {
         self.loss.validate()?;
         let bad = |field: &str, message: &str| Err(GrpoError::config(field, message));
-        if !(self.learning_rate >= 0.0 && self.learning_rate.is_finite()) {
-            return bad("learning_rate", "must be a finite number >= 0");
-        }
-        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
-            return bad("max_grad_norm", "must be >= 0 (0 turns clipping off)");
-        }
-        if !(0.0..1.0).contains(&self.adam_betas.0) {
-            return bad("adam_beta1", "must be in [0, 1)");
-        }
-        if !(0.0..1.0).contains(&self.adam_betas.1) {
-            return bad("adam_beta2", "must be in [0, 1)");
-        }
-        if self.adam_epsilon.is_nan() || self.adam_epsilon <= 0.0 {
-            return bad("adam_epsilon", "must be positive");
-        }
+        self.optim_settings().validate()?;
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return bad("temperature", "must be a positive number");
-        }
-        if self.lr_scheduler_type != crate::schedule::LrSchedule::Constant && self.max_steps == 0 {
-            return bad(
-                "max_steps",
-                "the linear and cosine schedules decay over max_steps: set it",
-            );
         }
         if self.num_iterations == 0 {
             return bad("num_iterations", "must be at least 1");
@@ -233,87 +213,6 @@ pub struct StepMetrics {
     pub groups: usize,
 }
 
-struct SquaredNorm<'a> {
-    grads: &'a GradientsParams,
-    total: f64,
-}
-
-impl ModuleVisitor for SquaredNorm<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.get::<D>(param.id) {
-            let s: f32 = g.square().sum().into_scalar();
-            self.total += s as f64;
-        }
-    }
-}
-
-struct Scale<'a> {
-    grads: &'a mut GradientsParams,
-    factor: f64,
-}
-
-impl ModuleVisitor for Scale<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.remove::<D>(param.id) {
-            self.grads.register::<D>(param.id, g * self.factor);
-        }
-    }
-}
-
-/// Clips gradients to a global L2 norm of `max_norm` (PyTorch's `clip_grad_norm_`, which Burn's
-/// per-tensor clipping is not) and returns the norm before clipping.
-pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
-    let mut norm = SquaredNorm { grads, total: 0.0 };
-    model.visit(&mut norm);
-    let total = norm.total.sqrt();
-    if max_norm > 0.0 && total > max_norm {
-        let mut scale = Scale {
-            grads,
-            factor: max_norm / (total + 1e-6),
-        };
-        model.visit(&mut scale);
-    }
-    total
-}
-
-struct CollectIds(Vec<u64>);
-
-impl ModuleVisitor for CollectIds {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.push(param.id.val());
-    }
-}
-
-/// Gives a freshly loaded model the parameter ids of the run it resumes, in visiting order, so
-/// that the optimiser state (keyed by id) applies to the same tensors.
-struct AssignIds {
-    ids: Vec<u64>,
-    next: usize,
-}
-
-impl ModuleMapper for AssignIds {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, value, mapper) = param.consume();
-        let id = self.ids.get(self.next).map_or(id, |v| ParamId::from(*v));
-        self.next += 1;
-        Param::from_mapped_value(id, value, mapper)
-    }
-}
-
-fn io(path: &std::path::Path, e: impl std::fmt::Display) -> GrpoError {
-    GrpoError::Backend(format!("{}: {e}", path.display()))
-}
-
-fn load_folder(folder: &std::path::Path, device: &burn::tensor::Device) -> Result<CausalLm> {
-    let config = ModelConfig::from_file(folder.join("config.json")).map_err(backend)?;
-    let mut weights = SafetensorsWeights::open(folder).map_err(backend)?;
-    let dtype = match config.torch_dtype.as_deref() {
-        Some(d) => r1_model::parse_dtype(d).map_err(backend)?,
-        None => DType::F32,
-    };
-    CausalLm::from_source(&config, &mut weights, dtype, device).map_err(backend)
-}
-
 /// One micro-batch's loss, its metrics and its gradients.
 type MicroStep = (f64, Vec<(String, f64)>, GradientsParams);
 
@@ -371,25 +270,42 @@ impl Rollout {
 pub struct GrpoTrainer {
     model: Option<CausalLm>,
     reference: Option<CausalLm>,
-    optim: ModuleOptimizer,
+    optim: Optimizer,
     config: TrainerConfig,
     rewards: RewardSet,
     tokenizer: Option<Tokenizer>,
     eos_token_ids: Vec<u32>,
     pad_token_id: u32,
-    step: u64,
+    metrics: Option<MetricsLog>,
 }
 
 impl std::fmt::Debug for GrpoTrainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrpoTrainer")
-            .field("step", &self.step)
+            .field("step", &self.optim.global_step())
             .finish()
     }
 }
 
 fn backend(e: impl std::fmt::Display) -> GrpoError {
     GrpoError::Backend(e.to_string())
+}
+
+impl TrainerConfig {
+    /// The optimiser part of the config, for [`Optimizer`].
+    pub fn optim_settings(&self) -> OptimSettings {
+        OptimSettings {
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            adam_betas: self.adam_betas,
+            adam_epsilon: self.adam_epsilon,
+            max_grad_norm: self.max_grad_norm,
+            lr_scheduler_type: self.lr_scheduler_type,
+            warmup_steps: self.warmup_steps,
+            max_steps: self.max_steps,
+            min_lr_rate: 0.0,
+        }
+    }
 }
 
 impl GrpoTrainer {
@@ -404,15 +320,11 @@ impl GrpoTrainer {
         pad_token_id: u32,
     ) -> Result<Self> {
         config.validate()?;
-        let optim = AdamWConfig::new()
-            .with_beta_1(config.adam_betas.0)
-            .with_beta_2(config.adam_betas.1)
-            .with_epsilon(config.adam_epsilon)
-            .with_weight_decay(config.weight_decay)
-            .init();
+        let optim = Optimizer::new(config.optim_settings())?;
         // `valid()` keeps the current tensors; the optimiser replaces the policy's, so the
         // snapshot stays as it was.
         let reference = (config.loss.beta != 0.0).then(|| model.valid());
+        let metrics = config.metrics_path.clone().map(MetricsLog::new);
         Ok(Self {
             model: Some(model),
             reference,
@@ -422,7 +334,7 @@ impl GrpoTrainer {
             tokenizer,
             eos_token_ids,
             pad_token_id,
-            step: 0,
+            metrics,
         })
     }
 
@@ -435,59 +347,26 @@ impl GrpoTrainer {
 
     /// Optimiser steps taken.
     pub fn global_step(&self) -> u64 {
-        self.step
+        self.optim.global_step()
     }
 
-    /// Writes a checkpoint folder: `policy/` and `reference/` (Hugging Face folders, in the
-    /// models' dtypes, so nothing is rounded), `optimizer.bpk` (AdamW moments) and
-    /// `trainer_state.json` (step, the caller's data cursor, parameter ids). The folder is
-    /// written under a temporary name and renamed into place, so a crash leaves either the
-    /// previous checkpoint or the new one, never half of one.
+    /// Writes a checkpoint folder with [`crate::optim::save_checkpoint`]: `policy/`,
+    /// `reference/` (when `beta > 0`), the AdamW moments and `trainer_state.json` with the
+    /// caller's `data_cursor`. Atomic: a crash leaves the previous checkpoint or the new one.
     pub fn save_checkpoint(&self, dir: &std::path::Path, data_cursor: u64) -> Result<()> {
-        let _s = tracing::info_span!("checkpoint", step = self.step).entered();
         let model = self.model()?;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "checkpoint".into());
-        let parent = dir.parent().unwrap_or(std::path::Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        let defaults = GenerationDefaults::default();
-        save_pretrained(
+        let others: Vec<(&str, &CausalLm)> =
+            self.reference.iter().map(|r| ("reference", r)).collect();
+        let mut extra = serde_json::Map::new();
+        extra.insert("data_cursor".into(), data_cursor.into());
+        crate::optim::save_checkpoint(
+            dir,
             model,
             self.tokenizer.as_ref(),
-            &defaults,
-            &tmp.join("policy"),
-            None,
+            &others,
+            &self.optim,
+            extra,
         )
-        .map_err(backend)?;
-        if let Some(r) = &self.reference {
-            save_pretrained(r, None, &defaults, &tmp.join("reference"), None).map_err(backend)?;
-        }
-        let bytes = self
-            .optim
-            .into_bytes()
-            .map_err(|e| backend(format!("optimizer state: {e:?}")))?;
-        std::fs::write(tmp.join("optimizer.bpk"), &bytes[..]).map_err(|e| io(&tmp, e))?;
-        let mut ids = CollectIds(Vec::new());
-        model.visit(&mut ids);
-        let state = serde_json::json!({
-            "global_step": self.step,
-            "data_cursor": data_cursor,
-            "param_ids": ids.0,
-            "format": 1,
-        });
-        std::fs::write(tmp.join("trainer_state.json"), state.to_string())
-            .map_err(|e| io(&tmp, e))?;
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
-        let _ = std::fs::remove_dir_all(&old);
-        Ok(())
     }
 
     /// Resumes from [`GrpoTrainer::save_checkpoint`]'s folder on `device` (autodiff); returns
@@ -502,37 +381,16 @@ impl GrpoTrainer {
         pad_token_id: u32,
         device: &burn::tensor::Device,
     ) -> Result<(Self, u64)> {
+        config.validate()?;
+        let ckpt = load_checkpoint(dir, config.optim_settings(), device)?;
         let state_path = dir.join("trainer_state.json");
-        let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
-        let state: Value = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
-        let field = |k: &str| {
-            state
-                .get(k)
-                .and_then(Value::as_u64)
-                .ok_or_else(|| io(&state_path, format!("missing `{k}`")))
-        };
-        let (step, cursor) = (field("global_step")?, field("data_cursor")?);
-        let ids: Vec<u64> = state
-            .get("param_ids")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .ok_or_else(|| io(&state_path, "missing `param_ids`"))?;
-        let model = load_folder(&dir.join("policy"), device)?;
-        let mut check = CollectIds(Vec::new());
-        model.visit(&mut check);
-        if check.0.len() != ids.len() {
-            return Err(io(
-                &state_path,
-                format!(
-                    "{} parameter ids for a model with {}",
-                    ids.len(),
-                    check.0.len()
-                ),
-            ));
-        }
-        let model = model.map(&mut AssignIds { ids, next: 0 });
+        let cursor = ckpt
+            .extra
+            .get("data_cursor")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| backend(format!("{}: missing `data_cursor`", state_path.display())))?;
         let mut trainer = Self::new(
-            model,
+            ckpt.policy,
             config,
             rewards,
             tokenizer,
@@ -542,26 +400,23 @@ impl GrpoTrainer {
         let ref_dir = dir.join("reference");
         if trainer.reference.is_some() {
             if !ref_dir.exists() {
-                return Err(io(
-                    &ref_dir,
-                    "the checkpoint has no reference model but beta > 0",
-                ));
+                return Err(backend(format!(
+                    "{}: the checkpoint has no reference model but beta > 0",
+                    ref_dir.display()
+                )));
             }
-            trainer.reference = Some(load_folder(&ref_dir, &device.clone().without_autodiff())?);
+            trainer.reference = Some(load_model_folder(
+                &ref_dir,
+                &device.clone().without_autodiff(),
+            )?);
         }
-        let opt_path = dir.join("optimizer.bpk");
-        let bytes = std::fs::read(&opt_path).map_err(|e| io(&opt_path, e))?;
-        let optim = std::mem::replace(&mut trainer.optim, AdamWConfig::new().init());
-        trainer.optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| io(&opt_path, format!("{e:?}")))?;
-        trainer.step = step;
+        trainer.optim = ckpt.optimizer;
         Ok((trainer, cursor))
     }
 
     /// Generates, scores and updates (`num_iterations` times) on `prompts`.
     pub fn step(&mut self, prompts: &[Prompt]) -> Result<StepMetrics> {
-        let _span = tracing::info_span!("grpo_step", step = self.step).entered();
+        let _span = tracing::info_span!("grpo_step", step = self.global_step()).entered();
         let mut model = self
             .model
             .take()
@@ -636,52 +491,38 @@ impl GrpoTrainer {
                     }
                 }
             }
-            let mut grads = accumulated.grads();
-            let norm = clip_global_norm(&model, &mut grads, self.config.max_grad_norm);
-            if !norm.is_finite() {
-                self.model = Some(model);
-                return Err(GrpoError::Backend(
-                    "the gradient norm is not finite: not updating the weights".into(),
-                ));
-            }
+            let grads = accumulated.grads();
             metrics.loss = loss_sum;
             metrics.loss_metrics = loss_metrics;
-            metrics.grad_norm = norm;
-            let lr = crate::schedule::learning_rate(
-                self.config.learning_rate,
-                self.step,
-                self.config.warmup_steps,
-                self.config.max_steps,
-                self.config.lr_scheduler_type,
-            );
-            metrics.learning_rate = lr;
-            model = self.optim.step(lr, model, grads);
-            self.step += 1;
+            match self.optim.step(model, grads) {
+                Ok((m, info)) => {
+                    model = m;
+                    metrics.grad_norm = info.grad_norm;
+                    metrics.learning_rate = info.learning_rate;
+                }
+                Err((m, e)) => {
+                    self.model = Some(m);
+                    return Err(e);
+                }
+            }
         }
         metrics.seconds.2 = t2.elapsed().as_secs_f64();
         if self.config.sync_ref_model
             && self
-                .step
+                .global_step()
                 .is_multiple_of(self.config.ref_model_sync_steps.max(1))
         {
             self.sync_reference(&model)?;
         }
         self.model = Some(model);
-        if let Some(path) = &self.config.metrics_path {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| backend(format!("{}: {e}", path.display())))?;
-            writeln!(f, "{}", metrics.to_json(self.step))
-                .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+        if let Some(log) = &self.metrics {
+            log.write(&metrics.to_json(self.global_step()))?;
         }
         Ok(metrics)
     }
 
     fn sync_reference(&mut self, policy: &CausalLm) -> Result<()> {
-        let _s = tracing::info_span!("sync_ref_model", step = self.step).entered();
+        let _s = tracing::info_span!("sync_ref_model", step = self.global_step()).entered();
         let alpha = self.config.ref_model_mixup_alpha;
         let Some(reference) = &self.reference else {
             return Ok(());
@@ -744,7 +585,7 @@ impl GrpoTrainer {
             seed: self
                 .config
                 .seed
-                .wrapping_add(self.step.wrapping_mul(0x9E37_79B9))
+                .wrapping_add(self.global_step().wrapping_mul(0x9E37_79B9))
                 .wrapping_add(round.wrapping_mul(0x85EB_CA6B)),
             pad_token_id: self.pad_token_id,
             ..GenerationConfig::default()

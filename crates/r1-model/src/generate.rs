@@ -192,6 +192,7 @@ pub fn generate(
             attention_mask: next_mask,
             batch: b,
             seq: 1,
+            segments: None,
         };
         step += 1;
     }

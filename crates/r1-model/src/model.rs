@@ -222,6 +222,10 @@ pub struct Batch {
     pub batch: usize,
     /// Padded length.
     pub seq: usize,
+    /// Packed sequences: `batch * seq` segment ids. When set, position ids restart at 0 where
+    /// the id changes along a row and a token attends only to earlier tokens of its own segment
+    /// (transformers' packed / padding-free layout). Not supported with a KV cache.
+    pub segments: Option<Vec<u32>>,
 }
 
 impl Batch {
@@ -242,6 +246,60 @@ impl Batch {
             attention_mask,
             batch: sequences.len(),
             seq,
+            segments: None,
+        }
+    }
+
+    /// Right-pads `sequences` with `pad_id` (transformers' training layout).
+    pub fn right_padded(sequences: &[Vec<u32>], pad_id: u32) -> Self {
+        let seq = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(sequences.len() * seq);
+        let mut attention_mask = Vec::with_capacity(sequences.len() * seq);
+        for s in sequences {
+            let pad = seq - s.len();
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(pad_id, pad));
+            attention_mask.extend(std::iter::repeat_n(true, s.len()));
+            attention_mask.extend(std::iter::repeat_n(false, pad));
+        }
+        Self {
+            ids,
+            attention_mask,
+            batch: sequences.len(),
+            seq,
+            segments: None,
+        }
+    }
+
+    /// Packs each row's sequences one after another (segment ids 0, 1, ..), right-padding the
+    /// rows to one length: positions restart per sequence and attention never crosses them.
+    pub fn packed(rows: &[Vec<Vec<u32>>], pad_id: u32) -> Self {
+        let seq = rows
+            .iter()
+            .map(|r| r.iter().map(Vec::len).sum::<usize>())
+            .max()
+            .unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows.len() * seq);
+        let mut attention_mask = Vec::with_capacity(rows.len() * seq);
+        let mut segments = Vec::with_capacity(rows.len() * seq);
+        for row in rows {
+            let mut used = 0;
+            for (k, s) in row.iter().enumerate() {
+                ids.extend_from_slice(s);
+                attention_mask.extend(std::iter::repeat_n(true, s.len()));
+                segments.extend(std::iter::repeat_n(k as u32, s.len()));
+                used += s.len();
+            }
+            ids.extend(std::iter::repeat_n(pad_id, seq - used));
+            attention_mask.extend(std::iter::repeat_n(false, seq - used));
+            segments.extend(std::iter::repeat_n(u32::MAX, seq - used));
+        }
+        Self {
+            ids,
+            attention_mask,
+            batch: rows.len(),
+            seq,
+            segments: Some(segments),
         }
     }
 
@@ -251,7 +309,14 @@ impl Batch {
         for b in 0..self.batch {
             let mut next = offsets.get(b).copied().unwrap_or(0);
             for t in 0..self.seq {
-                if self.attention_mask[b * self.seq + t] {
+                let i = b * self.seq + t;
+                if let Some(seg) = &self.segments
+                    && t > 0
+                    && seg[i] != seg[i - 1]
+                {
+                    next = 0;
+                }
+                if self.attention_mask[i] {
                     out.push(next);
                     next += 1;
                 } else {
@@ -676,7 +741,17 @@ impl CausalLm {
             Some(c) => c.extend_mask(&batch.attention_mask, b, t),
             None => batch.attention_mask.clone(),
         };
-        let mask = attention_mask(&key_valid, b, t, past, &device);
+        let mask = match &batch.segments {
+            Some(segments) => {
+                if past > 0 || segments.len() != b * t {
+                    return Err(ModelError::invalid(
+                        "packed batches need batch * seq segment ids and no KV cache",
+                    ));
+                }
+                Some(segment_mask(segments, &key_valid, b, t, &device))
+            }
+            None => attention_mask(&key_valid, b, t, past, &device),
+        };
         let inputs = AttentionInputs { cos, sin, mask };
         let ids: Vec<i64> = batch.ids.iter().map(|&i| i as i64).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
@@ -746,6 +821,34 @@ impl CausalLm {
         out.extend(normed);
         Ok(out)
     }
+}
+
+/// The additive mask of packed rows: causal, within one segment, over valid keys.
+fn segment_mask(
+    segments: &[u32],
+    key_valid: &[bool],
+    batch: usize,
+    seq: usize,
+    device: &Device,
+) -> Tensor<5> {
+    let mut m = vec![0f32; batch * seq * seq];
+    for r in 0..batch {
+        for i in 0..seq {
+            for j in 0..seq {
+                let visible = j <= i
+                    && key_valid[r * seq + j]
+                    && segments[r * seq + j] == segments[r * seq + i];
+                // A padding query sees its own slot so that its softmax row stays finite.
+                if !visible && i != j {
+                    m[(r * seq + i) * seq + j] = f32::MIN;
+                }
+            }
+        }
+    }
+    Tensor::<5>::from_data(
+        TensorData::new(m, [batch, 1, 1, seq, seq]),
+        (device, DType::F32),
+    )
 }
 
 /// The additive causal + padding mask for `seq` queries written after `past` cached slots.

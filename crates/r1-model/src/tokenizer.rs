@@ -136,6 +136,11 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The eos token's text, as `tokenizer_config.json` names it.
+    pub fn eos_token(&self) -> Option<&str> {
+        self.eos_token.as_deref()
+    }
+
     /// The id of the eos token named in `tokenizer_config.json`.
     pub fn eos_token_id(&self) -> Option<u32> {
         self.eos_token.as_deref().and_then(|t| self.token_to_id(t))

@@ -132,6 +132,7 @@ fn cached_decoding_equals_full_forward() {
                 .collect(),
             batch: b,
             seq: len,
+            segments: None,
         };
         let h = m
             .forward_hidden(&piece, &offsets, Some(&mut cache))
