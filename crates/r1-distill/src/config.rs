@@ -92,6 +92,8 @@ pub struct SftConfig {
     /// Held-out loss every this many optimiser steps (default unset: at the end only, when
     /// there is held-out data).
     pub eval_steps: Option<u64>,
+    /// Held-out loss before the first step too (transformers' `eval_on_start`; default false).
+    pub eval_on_start: bool,
     /// *r1*: shuffle the training data each epoch with `seed` (default true; false keeps the
     /// file's order, as TRL does with `train_sampling_strategy = "sequential"`).
     pub shuffle: bool,
@@ -147,6 +149,7 @@ impl Default for SftConfig {
             save_total_limit: None,
             logging_steps: 10,
             eval_steps: None,
+            eval_on_start: false,
             shuffle: true,
             eval_data: None,
             eval_split: 0.0,

@@ -306,6 +306,12 @@ pub fn run_sft(run: &SftRun) -> Result<SftSummary> {
     let mut window = Window::default();
     let mut last = StepOutput::default();
     let mut evaluated_at = None;
+    if config.eval_on_start && trainer.global_step() == 0 && !eval_items.is_empty() {
+        let (loss, acc) = trainer.evaluate(&eval_items)?;
+        metrics.write(&json!({
+            "step": 0, "epoch": 0.0, "eval_loss": loss, "eval_mean_token_accuracy": acc,
+        }))?;
+    }
     while trainer.global_step() < total {
         let order = epoch_order(items.len(), config.seed, epoch, config.shuffle);
         let batches = micro_batches(&items, &order, bs);
