@@ -22,6 +22,12 @@ enum Command {
     Logprobs(commands::logprobs::LogprobsArgs),
     /// Score completions (JSONL) with a reward set (TOML).
     Reward(commands::reward::RewardArgs),
+    /// Supervised fine-tuning (TRL's SFTTrainer): cold start, SFT on curated data.
+    Sft(commands::sft::SftArgs),
+    /// Rejection sampling: sample, score, filter for readability, keep the best per prompt.
+    Sample(commands::sample::SampleArgs),
+    /// Distil a student on a teacher's traces, optionally with logit distillation.
+    Distill(commands::sft::DistillArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +67,9 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Logprobs(args) => commands::logprobs::run(args),
         Command::Reward(args) => commands::reward::run(args),
+        Command::Sft(args) => commands::sft::run(args),
+        Command::Sample(args) => commands::sample::run(args),
+        Command::Distill(args) => commands::sft::run_distill(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

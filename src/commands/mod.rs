@@ -3,6 +3,8 @@
 pub mod generate;
 pub mod logprobs;
 pub mod reward;
+pub mod sample;
+pub mod sft;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};

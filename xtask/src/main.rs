@@ -25,6 +25,8 @@ commands:
   bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md
   bench rewards              completions scored per second (maths, format, code) -> docs/benchmarks.md
   bench grpo                 seconds per GRPO step, r1 vs TRL, tiny config -> docs/benchmarks.md
+  bench sft                  SFT tokens/s, r1 vs transformers' Trainer, and the fused cross-entropy's
+                             peak memory against the plain one at vocab 151936 -> docs/benchmarks.md
   bench logprobs [--quick]   log-probs forward+backward, reference vs chunked vs fused: time and
                              peak memory at vocab 151936, seq 2048, batch up to 8 -> docs/benchmarks.md";
 
@@ -195,6 +197,18 @@ fn bench(args: &[String]) -> Result<()> {
                 "r1-grpo",
                 "--example",
                 "bench_grpo",
+            ]),
+        ),
+        Some("sft") => run(
+            "bench sft",
+            cargo().args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "r1-distill",
+                "--example",
+                "bench_sft",
             ]),
         ),
         Some("logprobs") => bench_logprobs(args.iter().any(|a| a == "--quick")),

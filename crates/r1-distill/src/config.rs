@@ -112,6 +112,9 @@ pub struct SftConfig {
     pub skip_malformed: bool,
     /// *r1*: logits elements projected at once by the fused cross-entropy (default 64 Mi).
     pub logprob_chunk_elements: usize,
+    /// *r1*: `fused` (default: no `[tokens, vocab]` tensor kept for backward), `chunked` or
+    /// `reference` (the plain full log-softmax).
+    pub logprob_impl: r1_grpo::LogProbImpl,
     /// Distillation: softmax temperature of both models in the KD term (default 1.0).
     pub temperature: f32,
     /// Distillation: weight of the KD term; the loss is `(1 - kd_alpha) * sft + kd_alpha * kd`
@@ -157,6 +160,7 @@ impl Default for SftConfig {
             system_prompt: None,
             skip_malformed: false,
             logprob_chunk_elements: r1_grpo::logprobs::DEFAULT_CHUNK_ELEMENTS,
+            logprob_impl: r1_grpo::LogProbImpl::Fused,
             temperature: 1.0,
             kd_alpha: 0.5,
             kd_divergence: KdDivergence::Forward,
@@ -249,13 +253,29 @@ impl SftConfig {
                 });
             }
         }
-        let config: SftConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| DistillError::Config {
-                    key: "(value)".into(),
-                    message: format!("{origin}: {}", e.message()),
-                })?;
+        let config: SftConfig = match toml::Value::Table(table.clone()).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                // Name the key: the first one that fails on its own.
+                let key = table
+                    .iter()
+                    .find(|(k, v)| {
+                        let mut one = toml::Table::new();
+                        one.insert((*k).clone(), (*v).clone());
+                        toml::Value::Table(one).try_into::<SftConfig>().is_err()
+                    })
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_else(|| "(value)".into());
+                let at = line_of(&text, &key)
+                    .map(|l| format!("{origin}:{l}"))
+                    .unwrap_or_else(|| origin.clone());
+                return Err(DistillError::Config {
+                    key,
+                    message: format!("{at}: {}", e.message()),
+                });
+            }
+        };
         config.validate()?;
         Ok(config)
     }

@@ -13,12 +13,17 @@
 //! - [`train`]: the run: epochs or `max_steps`, data order, held-out loss, atomic checkpoints
 //!   with exact resume, metrics (`loss`, `grad_norm`, `learning_rate`, `num_tokens`,
 //!   `mean_token_accuracy`) to tracing and `metrics.jsonl`, a progress bar;
+//! - [`rejection`] and [`filters`]: rejection sampling with R1's readability filters (mixed
+//!   languages, long paragraphs, code blocks in the reasoning, repetition), deduplication and
+//!   keep-n-per-prompt, with provenance and acceptance statistics.
 //!
 //! The optimiser, schedules, clipping, checkpoints and metrics file are r1-grpo's
 //! ([`r1_grpo::optim`]), shared with the GRPO trainer.
 
 pub mod config;
 pub mod error;
+pub mod filters;
+pub mod rejection;
 pub mod sft;
 pub mod tokenize;
 pub mod train;

@@ -193,11 +193,7 @@ pub fn rejection_sample(
             }
         }
         done += chunk.len() as u64;
-        progress.update(
-            done,
-            tokens,
-            &format!("kept {}/{}", stats.kept, stats.seen),
-        );
+        progress.update(done, tokens, &format!("kept {}/{}", stats.kept, stats.seen));
     }
     write_atomic(out, &lines)?;
     Ok(stats)

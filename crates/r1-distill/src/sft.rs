@@ -15,7 +15,7 @@
 use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{DType, Int, Tensor, TensorData, activation};
-use r1_grpo::logprobs::{chunk_rows_for, fused_selective_log_softmax};
+use r1_grpo::logprobs::{LogProbImpl, chunk_rows_for, token_logprobs};
 use r1_grpo::{OptimSettings, Optimizer};
 use r1_model::model::read_f32;
 use r1_model::{Batch, CausalLm};
@@ -129,6 +129,7 @@ pub struct SftTrainer {
     pad_token_id: u32,
     chunk_elements: usize,
     teacher: Option<Teacher>,
+    logprob_impl: LogProbImpl,
 }
 
 struct MicroOut {
@@ -153,6 +154,7 @@ impl SftTrainer {
             pad_token_id,
             chunk_elements: chunk_elements.max(1),
             teacher: None,
+            logprob_impl: LogProbImpl::Fused,
         })
     }
 
@@ -169,7 +171,16 @@ impl SftTrainer {
             pad_token_id,
             chunk_elements: chunk_elements.max(1),
             teacher: None,
+            logprob_impl: LogProbImpl::Fused,
         }
+    }
+
+    /// How the cross-entropy's log-probs are computed (default `fused`: no `[tokens, vocab]`
+    /// tensor kept for backward; `reference` is the plain full log-softmax, for benchmarks and
+    /// tests).
+    pub fn with_logprob_impl(mut self, method: LogProbImpl) -> Self {
+        self.logprob_impl = method;
+        self
     }
 
     /// Adds a teacher: the loss becomes the CE/KD mixture.
@@ -315,11 +326,12 @@ impl SftTrainer {
         let target = Tensor::<2, Int>::from_data(TensorData::new(targets.clone(), [1, n]), &device);
         let vocab = model.config().vocab_size;
         let chunk = chunk_rows_for(vocab, self.chunk_elements);
-        let (logp, entropy) = fused_selective_log_softmax(
+        let (logp, entropy) = token_logprobs(
+            model,
             picked.clone().reshape([1, n, h]),
-            model.head_weight(),
             target,
             1.0,
+            self.logprob_impl,
             chunk,
             true,
         );
