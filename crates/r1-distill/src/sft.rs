@@ -255,21 +255,15 @@ impl SftTrainer {
                 message: format!("the loss is {}: the weights were not updated", out.loss),
             });
         }
-        match self.optim.step(model, accumulated.grads()) {
-            Ok((m, info)) => {
-                self.model = Some(m);
-                out.grad_norm = info.grad_norm;
-                out.learning_rate = info.learning_rate;
-                Ok(out)
-            }
-            Err((m, e)) => {
-                self.model = Some(m);
-                Err(DistillError::Diverged {
-                    step,
-                    message: e.to_string(),
-                })
-            }
-        }
+        let (model, info) = self.optim.step(model, accumulated.grads());
+        self.model = Some(model);
+        let info = info.map_err(|e| DistillError::Diverged {
+            step,
+            message: e.to_string(),
+        })?;
+        out.grad_norm = info.grad_norm;
+        out.learning_rate = info.learning_rate;
+        Ok(out)
     }
 
     /// Token-mean loss and accuracy over `batches` without updating (held-out loss).

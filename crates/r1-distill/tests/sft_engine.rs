@@ -147,7 +147,7 @@ fn reference_kd(
     divergence: KdDivergence,
 ) -> (f64, f64) {
     let device = model.device();
-    let batch = Batch::right_padded(&[e.ids.clone()], 0);
+    let batch = Batch::right_padded(std::slice::from_ref(&e.ids), 0);
     let t = batch.seq;
     let positions: Vec<i64> = (1..t)
         .filter(|&i| e.labels[i])

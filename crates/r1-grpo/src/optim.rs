@@ -139,33 +139,33 @@ impl Optimizer {
         )
     }
 
-    /// Clips `grads` to `max_grad_norm`, refuses a non-finite norm (the weights are untouched
-    /// and the model is handed back in the error path by the caller keeping its own copy), then
-    /// takes one AdamW step at the schedule's learning rate.
+    /// Clips `grads` to `max_grad_norm` and takes one AdamW step at the schedule's learning
+    /// rate. The model always comes back: on a non-finite gradient norm it comes back untouched
+    /// with the error.
     pub fn step(
         &mut self,
         model: CausalLm,
         mut grads: GradientsParams,
-    ) -> std::result::Result<(CausalLm, StepInfo), (CausalLm, GrpoError)> {
+    ) -> (CausalLm, Result<StepInfo>) {
         let grad_norm = clip_global_norm(&model, &mut grads, self.settings.max_grad_norm);
         if !grad_norm.is_finite() {
-            return Err((
+            return (
                 model,
-                GrpoError::Backend(format!(
+                Err(GrpoError::Backend(format!(
                     "the gradient norm is {grad_norm}: not updating the weights"
-                )),
-            ));
+                ))),
+            );
         }
         let lr = self.next_learning_rate();
         let model = self.optim.step(lr, model, grads);
         self.step += 1;
-        Ok((
+        (
             model,
-            StepInfo {
+            Ok(StepInfo {
                 grad_norm,
                 learning_rate: lr,
-            },
-        ))
+            }),
+        )
     }
 }
 

@@ -494,14 +494,15 @@ impl GrpoTrainer {
             let grads = accumulated.grads();
             metrics.loss = loss_sum;
             metrics.loss_metrics = loss_metrics;
-            match self.optim.step(model, grads) {
-                Ok((m, info)) => {
-                    model = m;
+            let (m, info) = self.optim.step(model, grads);
+            model = m;
+            match info {
+                Ok(info) => {
                     metrics.grad_norm = info.grad_norm;
                     metrics.learning_rate = info.learning_rate;
                 }
-                Err((m, e)) => {
-                    self.model = Some(m);
+                Err(e) => {
+                    self.model = Some(model);
                     return Err(e);
                 }
             }
