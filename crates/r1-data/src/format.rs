@@ -12,12 +12,14 @@
 //! | `math` | `problem`, `solution`?, `answer`? | `problem` | `solution` | split at `</think>` | `answer` |
 //! | `aime` | `problem`, `answer` (string or number), `solution`? | `problem` | `solution` | split at `</think>` | `answer` |
 //! | `r1_trace` | `reasoning_content`, `content`, a prompt (`prompt`, `problem`, `question` or `messages`), `answer`? | the prompt | `<think>\n{reasoning}\n</think>\n\n{content}` | `reasoning_content` / `content` | `answer` |
+//! | `text` | `text` | empty | `text` (every token trained on) | | `answer` |
 //!
 //! Fields marked `?` may be missing (or null); a `prompt`-only record is a prompt-only dataset
 //! (for RL and sampling) with no completion. [`ColumnMap`] renames source columns, and
 //! [`Format::Auto`] picks the format from the keys of a file's first record, in this order:
 //! `messages`; `prompt` + `completion`; `reasoning_content` + `content`; `problem` (MATH or
-//! AIME); `question` + `answer` (GSM8K); `prompt` alone. `problem` comes before GSM8K because
+//! AIME); `question` + `answer` (GSM8K); `prompt` alone; `text` (language modelling: every
+//! token is trained on). `problem` comes before GSM8K because
 //! AIME files also carry a `question` copy of the problem.
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,9 @@ pub enum Format {
     Aime,
     /// DeepSeek-R1 traces: `reasoning_content`, `content` and a prompt field.
     R1Trace,
+    /// TRL's language-modelling format: one `text` per record, trained on every token (an
+    /// empty prompt and the text as the completion).
+    Text,
 }
 
 /// Renames source columns onto the names the formats read; unset entries use the format's own
@@ -297,6 +302,8 @@ impl Format {
             Some(Self::Gsm8k)
         } else if view.has("prompt") {
             Some(Self::PromptCompletion)
+        } else if view.has("text") {
+            Some(Self::Text)
         } else {
             None
         }
@@ -316,8 +323,8 @@ impl Format {
         };
         format!(
             "no known format matches this record's keys ({keys}); expected `messages`, \
-             `prompt` (+ `completion`), `reasoning_content` + `content`, `problem`, or \
-             `question` + `answer`: set `format` or map the columns with `columns`"
+             `prompt` (+ `completion`), `reasoning_content` + `content`, `problem`, \
+             `question` + `answer`, or `text`: set `format` or map the columns with `columns`"
         )
     }
 
@@ -389,6 +396,15 @@ impl Format {
                     (None, _) => Vec::new(),
                 };
                 Ok(Parts::new(Content::Text(problem), solution, answers))
+            }
+            Self::Text => {
+                let (name, text) = view.require("text")?;
+                let text = string(name, text)?;
+                Ok(Parts::new(
+                    Content::Text(String::new()),
+                    Some(Content::Text(text)),
+                    answer_list(view)?,
+                ))
             }
             Self::R1Trace => {
                 let (name, reasoning) = view.require("reasoning_content")?;
@@ -546,7 +562,8 @@ mod tests {
             Some(Format::Gsm8k)
         );
         assert_eq!(d(json!({"prompt": "q"})), Some(Format::PromptCompletion));
-        assert_eq!(d(json!({"text": "q"})), None);
+        assert_eq!(d(json!({"text": "q"})), Some(Format::Text));
+        assert_eq!(d(json!({"body": "q"})), None);
     }
 
     #[test]
@@ -610,8 +627,11 @@ mod tests {
 
     #[test]
     fn math_without_answer_keeps_answers_empty_and_aime_needs_one() {
-        let s = sample(json!({"problem": "p", "solution": "\\boxed{1}"}), Format::Auto)
-            .expect("valid");
+        let s = sample(
+            json!({"problem": "p", "solution": "\\boxed{1}"}),
+            Format::Auto,
+        )
+        .expect("valid");
         assert!(s.answers.is_empty());
         let e = sample(json!({"problem": "p"}), Format::Aime).expect_err("needs answer");
         assert!(e.contains("`answer`"), "{e}");
@@ -643,7 +663,9 @@ mod tests {
     fn type_errors_name_the_field() {
         let e = sample(json!({"question": "q", "answer": [1]}), Format::Gsm8k).expect_err("bad");
         assert_eq!(e, "field `answer` must be a string or number, found array");
-        let e = sample(json!({"text": "q"}), Format::Auto).expect_err("bad");
-        assert!(e.contains("`text`"), "{e}");
+        let e = sample(json!({"body": "q"}), Format::Auto).expect_err("bad");
+        assert!(e.contains("`body`"), "{e}");
+        let s = sample(json!({"text": "all of it"}), Format::Auto).expect("text");
+        assert_eq!(s.completion, Some(Content::Text("all of it".into())));
     }
 }

@@ -243,8 +243,7 @@ pub fn read_jsonl(path: &Path, options: &ReadOptions) -> Result<Dataset> {
         }
         if collector.records == 0 && text.starts_with('[') {
             let mut rest = String::new();
-            std::io::Read::read_to_string(&mut reader, &mut rest)
-                .map_err(|e| io_error(path, e))?;
+            std::io::Read::read_to_string(&mut reader, &mut rest).map_err(|e| io_error(path, e))?;
             let whole = format!("{text}\n{rest}");
             return read_array(&whole, number, collector);
         }
@@ -350,7 +349,9 @@ fn field_to_json(field: &Field) -> Value {
             Err(_) => Value::Array(b.data().iter().map(|&x| Value::from(x)).collect()),
         },
         Field::Group(row) => row_to_json(row),
-        Field::ListInternal(list) => Value::Array(list.elements().iter().map(field_to_json).collect()),
+        Field::ListInternal(list) => {
+            Value::Array(list.elements().iter().map(field_to_json).collect())
+        }
         Field::MapInternal(map) => Value::Object(
             map.entries()
                 .iter()

@@ -123,7 +123,12 @@ impl Loader {
 
     /// A loader that continues from `cursor`, with the same batches an uninterrupted run would
     /// produce (given the same `len`, `batch_size` and `shuffle`).
-    pub fn from_cursor(len: usize, batch_size: usize, shuffle: bool, cursor: Cursor) -> Result<Self> {
+    pub fn from_cursor(
+        len: usize,
+        batch_size: usize,
+        shuffle: bool,
+        cursor: Cursor,
+    ) -> Result<Self> {
         if len == 0 {
             return Err(DataError::InvalidArgument(
                 "a loader needs at least one item".into(),

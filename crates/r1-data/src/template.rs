@@ -130,7 +130,10 @@ mod tests {
         }
         let t = |s: &str| toml::from_str::<C>(s).map(|c| c.template);
         assert_eq!(t("template = \"raw\"").ok(), Some(PromptTemplate::Raw));
-        assert_eq!(t("template = \"r1_zero\"").ok(), Some(PromptTemplate::R1Zero));
+        assert_eq!(
+            t("template = \"r1_zero\"").ok(),
+            Some(PromptTemplate::R1Zero)
+        );
         assert_eq!(
             t("template = { chat = { system = \"S\" } }").ok(),
             Some(PromptTemplate::Chat {

@@ -65,27 +65,13 @@ pub struct SftSummary {
     pub seconds: f64,
 }
 
-/// splitmix64: the data order's generator (a permutation per epoch from `seed` and the epoch).
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The order of `n` items in `epoch`: file order without `shuffle`, else a seeded
-/// Fisher–Yates permutation that depends only on `(seed, epoch)`.
+/// The order of `n` items in `epoch`: file order without `shuffle`, else r1-data's seeded
+/// permutation of `(seed, epoch)` (the order its [`r1_data::Loader`] gives).
 pub fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    if shuffle {
-        let mut state = seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        for i in (1..n).rev() {
-            let j = (splitmix(&mut state) % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
+    match r1_data::Loader::new(n, 1, shuffle, seed) {
+        Ok(loader) => loader.epoch_order(epoch),
+        Err(_) => Vec::new(),
     }
-    order
 }
 
 /// Training items: one sequence per row, or `bfd`-packed rows of `max_length` tokens.
@@ -213,16 +199,8 @@ pub fn run_sft(run: &SftRun) -> Result<SftSummary> {
         skipped += eval.skipped;
         eval_samples = eval.samples;
     } else if config.eval_split > 0.0 {
-        let n = train_samples.len();
-        let k = ((n as f64) * config.eval_split).round() as usize;
-        let order = epoch_order(n, config.seed ^ 0x5EED, 0, true);
-        let held: std::collections::HashSet<usize> = order[..k.min(n)].iter().copied().collect();
-        let (e, t): (Vec<_>, Vec<_>) = train_samples
-            .into_iter()
-            .enumerate()
-            .partition(|(i, _)| held.contains(i));
-        eval_samples = e.into_iter().map(|(_, s)| s).collect();
-        train_samples = t.into_iter().map(|(_, s)| s).collect();
+        (train_samples, eval_samples) =
+            r1_data::sampler::split(train_samples, config.eval_split, config.seed)?;
     }
     let train_examples = tokenize_all(&train_samples, &sft_tok, &run.data)?;
     let items = make_items(train_examples, config);
@@ -264,15 +242,38 @@ pub fn run_sft(run: &SftRun) -> Result<SftSummary> {
             Some((_, dir)) => {
                 tracing::info!(checkpoint = %dir.display(), "resuming");
                 let ckpt = load_checkpoint(&dir, settings, &device)?;
-                let get = |k: &str| ckpt.extra.get(k).and_then(Value::as_u64).unwrap_or(0);
-                let (e, m, t) = (get("epoch"), get("micro_batch"), get("num_tokens"));
+                let cursor: r1_data::Cursor = ckpt
+                    .extra
+                    .get("data_cursor")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .ok_or_else(|| {
+                        DistillError::Data(format!(
+                            "{}: trainer_state.json has no data_cursor",
+                            dir.display()
+                        ))
+                    })?;
+                if cursor.seed != config.seed || !cursor.index.is_multiple_of(bs as u64) {
+                    return Err(DistillError::Data(format!(
+                        "{}: the checkpoint was written with another seed or batch size \
+                         ({cursor:?}); resume with the run's settings",
+                        dir.display()
+                    )));
+                }
+                let t = ckpt
+                    .extra
+                    .get("num_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let (e, m) = (cursor.epoch, cursor.index / bs as u64);
                 metrics.truncate_after(ckpt.optimizer.global_step())?;
                 let trainer = SftTrainer::from_parts(
                     ckpt.policy,
                     ckpt.optimizer,
                     pad,
                     config.logprob_chunk_elements,
-                );
+                )
+                .with_logprob_impl(config.logprob_impl);
                 (trainer, e, m as usize, t)
             }
             None => {
@@ -281,7 +282,8 @@ pub fn run_sft(run: &SftRun) -> Result<SftSummary> {
                         .map_err(|e| DistillError::io(&run.out, e))?;
                 }
                 let trainer =
-                    SftTrainer::new(base.model, settings, pad, config.logprob_chunk_elements)?;
+                    SftTrainer::new(base.model, settings, pad, config.logprob_chunk_elements)?
+                        .with_logprob_impl(config.logprob_impl);
                 (trainer, 0, 0, 0)
             }
         };
@@ -364,13 +366,17 @@ pub fn run_sft(run: &SftRun) -> Result<SftSummary> {
                 } else {
                     (epoch, micro_index)
                 };
+                let cursor = r1_data::Cursor {
+                    epoch: e,
+                    index: (m * bs) as u64,
+                    seed: config.seed,
+                };
                 save(
                     &trainer,
-                    &Some(tokenizer),
+                    Some(tokenizer),
                     &ckpt_root,
                     step,
-                    e,
-                    m,
+                    cursor,
                     num_tokens,
                 )?;
                 prune(&ckpt_root, config.save_total_limit);
@@ -424,21 +430,22 @@ pub fn run_sft(run: &SftRun) -> Result<SftSummary> {
 
 fn save(
     trainer: &SftTrainer,
-    tokenizer: &Option<&r1_model::Tokenizer>,
+    tokenizer: Option<&r1_model::Tokenizer>,
     root: &Path,
     step: u64,
-    epoch: u64,
-    micro: usize,
+    cursor: r1_data::Cursor,
     num_tokens: u64,
 ) -> Result<()> {
     let mut extra = Map::new();
-    extra.insert("epoch".into(), epoch.into());
-    extra.insert("micro_batch".into(), (micro as u64).into());
+    extra.insert(
+        "data_cursor".into(),
+        serde_json::to_value(cursor).map_err(|e| DistillError::io(root, e))?,
+    );
     extra.insert("num_tokens".into(), num_tokens.into());
     save_checkpoint(
         &root.join(format!("checkpoint-{step}")),
         trainer.model()?,
-        *tokenizer,
+        tokenizer,
         &[],
         trainer.optimizer(),
         extra,

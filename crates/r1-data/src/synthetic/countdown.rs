@@ -60,8 +60,7 @@ impl CountdownConfig {
                 self.min, self.max
             ));
         }
-        if self.target_min < 1 || self.target_min > self.target_max || self.target_max > 1_000_000
-        {
+        if self.target_min < 1 || self.target_min > self.target_max || self.target_max > 1_000_000 {
             return Err(format!(
                 "countdown: need 1 <= `target_min` <= `target_max` <= 1e6, got {} and {}",
                 self.target_min, self.target_max

@@ -244,8 +244,7 @@ impl Checker {
         let correct = match task {
             "arithmetic" => {
                 let expected: i64 = input.answers.first()?.trim().parse().ok()?;
-                extract_answer(&input.completion)
-                    .is_some_and(|a| arithmetic::check(a, expected))
+                extract_answer(&input.completion).is_some_and(|a| arithmetic::check(a, expected))
             }
             "countdown" => {
                 let target = input.metadata.get("target").and_then(Value::as_i64)?;
@@ -301,7 +300,10 @@ mod tests {
 
     #[test]
     fn extracts_answers() {
-        assert_eq!(extract_answer("<think>x</think><answer> 7 </answer>"), Some("7"));
+        assert_eq!(
+            extract_answer("<think>x</think><answer> 7 </answer>"),
+            Some("7")
+        );
         assert_eq!(extract_answer("<think>x</think> 7"), Some("7"));
         assert_eq!(extract_answer("<answer>7"), None);
         assert_eq!(extract_answer("7"), None);
