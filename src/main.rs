@@ -28,16 +28,15 @@ enum Command {
     Sample(commands::sample::SampleArgs),
     /// Distil a student on a teacher's traces, optionally with logit distillation.
     Distill(commands::sft::DistillArgs),
+    /// GRPO (TRL's GRPOTrainer): reinforcement learning with rule-based rewards.
+    Grpo(commands::grpo::GrpoArgs),
+    /// Evaluate: pass@1 over k samples, cons@k, pass@k, format rate.
+    Eval(commands::eval::EvalArgs),
+    /// Run R1's multi-stage pipeline from a TOML file (default: the built-in tiny run).
+    Train(commands::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -63,6 +62,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `r1 train` also logs into its run directory, which it names first.
+    if !matches!(cli.command, Command::Train(_)) {
+        commands::init_tracing(None);
+    }
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
         Command::Logprobs(args) => commands::logprobs::run(args),
@@ -70,6 +73,9 @@ fn main() -> ExitCode {
         Command::Sft(args) => commands::sft::run(args),
         Command::Sample(args) => commands::sample::run(args),
         Command::Distill(args) => commands::sft::run_distill(args),
+        Command::Grpo(args) => commands::grpo::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,13 @@
 //! One module per subcommand, plus the argument helpers they share.
 
+pub mod eval;
 pub mod generate;
+pub mod grpo;
 pub mod logprobs;
 pub mod reward;
 pub mod sample;
 pub mod sft;
+pub mod train;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};
@@ -49,4 +52,34 @@ pub fn load(model: &std::path::Path, args: &DeviceArgs) -> Result<(Pretrained, D
     }
     let pretrained = Pretrained::load(model, dtype, &device)?;
     Ok((pretrained, device))
+}
+
+/// Logs to stderr (`RUST_LOG`, default `warn`) and, when `file` is given, at `info` (or
+/// `RUST_LOG`) to that file as well, appending.
+pub fn init_tracing(file: Option<&std::path::Path>) {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt};
+    let env = |default: &str| {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    };
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(env("warn"));
+    let file_layer = file.and_then(|path| {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()?;
+        Some(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .with_filter(env("info")),
+        )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file_layer)
+        .try_init();
 }

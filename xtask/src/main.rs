@@ -1,8 +1,11 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so that it runs wherever cargo does.
 //!
+//! - `train`: builds `r1` in release and runs `r1 train` with the same arguments (the built-in
+//!   tiny pipeline without `--config`); `--dev` builds the dev profile, `--smoke` runs a
+//!   seconds-long cut of `configs/tiny.toml`.
 //! - `ci`: what CI runs, cheapest first: `cargo fmt --check`, `cargo clippy -D warnings`, every
 //!   test, with `r1-grpo/wgpu` so that the CubeCL kernel tests run (on Mesa's software Vulkan
-//!   where there is no GPU).
+//!   where there is no GPU), then `train --smoke` so that the README's first command is run.
 //! - `fixtures`: rewrites the transformers parity fixtures (needs Python with torch and
 //!   transformers).
 //! - `plugins`: builds the reward plugins under `plugins/`.
@@ -19,7 +22,10 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                         fmt --check, clippy -D warnings, every test (kernel tests on wgpu included)
+  train [r1 train args]      build r1 in release and run `r1 train` (default: configs/tiny.toml);
+                             --dev uses the dev profile, --smoke a seconds-long cut of tiny.toml
+  ci                         fmt --check, clippy -D warnings, every test (kernel tests on wgpu
+                             included), then `train --smoke`: the README's first command, quick
   fixtures                   regenerate the parity fixtures (python + torch + transformers + math-verify)
   plugins [--release]        build the reward plugins under plugins/ (shared libraries in target/)
   bench generate [--quick]   prefill/decode tokens/s, r1 vs transformers -> docs/benchmarks.md
@@ -86,7 +92,83 @@ fn ci() -> Result<()> {
     if !skip {
         wgpu_env(&mut test)?;
     }
-    run("test", &mut test)
+    run("test", &mut test)?;
+    // The README's first command, cut to seconds, on the dev build the tests just made.
+    let out = root().join("target/ci-train");
+    let _ = std::fs::remove_dir_all(&out);
+    train(&[
+        "--smoke".to_string(),
+        "--out".to_string(),
+        out.display().to_string(),
+    ])
+}
+
+/// `--set` overrides that cut `configs/tiny.toml` to a run of seconds (every stage, every
+/// artifact, small numbers).
+const SMOKE: &[&str] = &[
+    "datasets.arith.train=64",
+    "datasets.arith.eval=8",
+    "datasets.corpus.documents=128",
+    "datasets.facts.documents=16",
+    "eval.num_samples=2",
+    "pretrain.max_steps=4",
+    "pretrain.per_device_train_batch_size=16",
+    "pretrain.save_steps=2",
+    "pretrain.warmup_steps=1",
+    "cold_start.max_steps=3",
+    "cold_start.warmup_steps=1",
+    "grpo.max_steps=2",
+    "grpo.per_device_train_batch_size=16",
+    "grpo.warmup_steps=1",
+    "grpo.save_steps=1",
+    "rejection.num_samples=2",
+    "sft.max_steps=3",
+    "sft.warmup_steps=1",
+    "grpo_all.max_steps=2",
+    "grpo_all.per_device_train_batch_size=16",
+    "grpo_all.warmup_steps=1",
+    "grpo_all.save_steps=1",
+    "student_base.max_steps=3",
+    "student_base.per_device_train_batch_size=16",
+    "student_base.warmup_steps=1",
+    "student_cold_start.max_steps=2",
+    "student_cold_start.warmup_steps=1",
+    "distill.max_steps=2",
+    "distill.warmup_steps=1",
+    "distill.data=[\"rejection\", \"facts\"]",
+];
+
+/// `cargo xtask train [--dev] [--smoke] [r1 train arguments]`.
+fn train(args: &[String]) -> Result<()> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let dev = smoke || args.iter().any(|a| a == "--dev");
+    let rest: Vec<&String> = args
+        .iter()
+        .filter(|a| *a != "--dev" && *a != "--smoke")
+        .collect();
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "-p", "r1", "--bin", "r1"]);
+    if !dev {
+        cmd.arg("--release");
+    }
+    cmd.args(["--", "train"]).args(&rest);
+    if smoke {
+        if !rest.iter().any(|a| *a == "--config") {
+            cmd.arg("--config").arg(root().join("configs/tiny.toml"));
+        }
+        for s in SMOKE {
+            cmd.arg("--set").arg(s);
+        }
+    }
+    eprintln!("\n==> train: {cmd:?}");
+    let started = std::time::Instant::now();
+    // The user's working folder, so that relative --config and --out paths mean what they say.
+    let status = cmd.status().context("train: could not start cargo")?;
+    eprintln!("<== train: {:.1} s", started.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("train failed ({status})");
+    }
+    Ok(())
 }
 
 /// Mesa's lavapipe (software Vulkan) driver manifest, installed by `mesa-vulkan-drivers`.
@@ -356,6 +438,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("train") => train(&args[1..]),
         Some("fixtures") => fixtures(),
         Some("plugins") => plugins(&args[1..]),
         Some("bench") => bench(&args[1..]),

@@ -223,6 +223,23 @@ impl SftConfig {
             let (k, v) = parse_set(s)?;
             table.insert(k, v);
         }
+        let locate = |key: &str| {
+            line_of(&text, key)
+                .map(|l| format!("{origin}:{l}"))
+                .unwrap_or_else(|| {
+                    if sets.iter().any(|s| s.split('=').next() == Some(key)) {
+                        "--set".into()
+                    } else {
+                        origin.clone()
+                    }
+                })
+        };
+        Self::from_table(table, &locate)
+    }
+
+    /// Reads a parsed table of `SFTConfig` keys (a stage of a pipeline file, say) over the
+    /// defaults and validates it; `locate(key)` says where a key is (`file:line`) for errors.
+    pub fn from_table(table: toml::Table, locate: &dyn Fn(&str) -> String) -> Result<Self> {
         let known: Vec<String> = match toml::Value::try_from(SftConfig::default()) {
             Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
             _ => Vec::new(),
@@ -238,15 +255,7 @@ impl SftConfig {
         ];
         for key in table.keys() {
             if !known.iter().any(|k| k == key) && !optional.contains(&key.as_str()) {
-                let at = line_of(&text, key)
-                    .map(|l| format!("{origin}:{l}"))
-                    .unwrap_or_else(|| {
-                        if sets.iter().any(|s| s.split('=').next() == Some(key)) {
-                            "--set".into()
-                        } else {
-                            origin.clone()
-                        }
-                    });
+                let at = locate(key);
                 return Err(DistillError::Config {
                     key: key.clone(),
                     message: format!("{at}: unknown key (SFTConfig keys: {})", known.join(", ")),
@@ -267,16 +276,20 @@ impl SftConfig {
                     })
                     .map(|(k, _)| k.clone())
                     .unwrap_or_else(|| "(value)".into());
-                let at = line_of(&text, &key)
-                    .map(|l| format!("{origin}:{l}"))
-                    .unwrap_or_else(|| origin.clone());
+                let at = locate(&key);
                 return Err(DistillError::Config {
                     key,
                     message: format!("{at}: {}", e.message()),
                 });
             }
         };
-        config.validate()?;
+        config.validate().map_err(|e| match e {
+            DistillError::Config { key, message } => DistillError::Config {
+                message: format!("{}: {message}", locate(&key)),
+                key,
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 

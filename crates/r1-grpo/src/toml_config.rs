@@ -98,20 +98,25 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn config_error(origin: &str, text: &str, key: &str, message: String) -> GrpoError {
-    let at = match line_of(text, key) {
-        Some(line) => format!("{origin}:{line}"),
-        None => origin.to_string(),
-    };
-    GrpoError::config(key, format!("{at}: {message}"))
-}
-
 impl TrainerConfig {
     /// Reads a flat TOML table of `GRPOConfig` keys (see the module docs) over the defaults and
     /// validates the result. `origin` (a file name) prefixes every error with its line.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
         let table: toml::Table = toml::from_str(text)
             .map_err(|e| GrpoError::config("(syntax)", format!("{origin}: {e}")))?;
+        let locate = |key: &str| match line_of(text, key) {
+            Some(line) => format!("{origin}:{line}"),
+            None => origin.to_string(),
+        };
+        Self::from_table(table, &locate)
+    }
+
+    /// [`TrainerConfig::from_toml_str`] on a parsed table (a stage of a pipeline file, say):
+    /// `locate(key)` says where a key is (`file:line`) for the error messages.
+    pub fn from_table(table: toml::Table, locate: &dyn Fn(&str) -> String) -> Result<Self> {
+        let config_error = |key: &str, message: String| {
+            GrpoError::config(key, format!("{}: {message}", locate(key)))
+        };
         let loss_names = loss_keys();
         let mut loss = toml::Table::new();
         let mut trainer = toml::Table::new();
@@ -122,8 +127,6 @@ impl TrainerConfig {
                 trainer.insert(key, value);
             } else {
                 return Err(config_error(
-                    origin,
-                    text,
                     &key,
                     format!(
                         "unknown key (the GRPO keys are {} and {})",
@@ -138,20 +141,20 @@ impl TrainerConfig {
             let mut one = toml::Table::new();
             one.insert(key.clone(), value.clone());
             if let Err(e) = LossConfig::deserialize(toml::Value::Table(one)) {
-                return Err(config_error(origin, text, key, e.to_string()));
+                return Err(config_error(key, e.to_string()));
             }
         }
         for (key, value) in &trainer {
             let mut one = toml::Table::new();
             one.insert(key.clone(), value.clone());
             if let Err(e) = TrainerKeys::deserialize(toml::Value::Table(one)) {
-                return Err(config_error(origin, text, key, e.to_string()));
+                return Err(config_error(key, e.to_string()));
             }
         }
         let loss = LossConfig::deserialize(toml::Value::Table(loss))
-            .map_err(|e| config_error(origin, text, "(loss)", e.to_string()))?;
+            .map_err(|e| config_error("(loss)", e.to_string()))?;
         let t = TrainerKeys::deserialize(toml::Value::Table(trainer))
-            .map_err(|e| config_error(origin, text, "(trainer)", e.to_string()))?;
+            .map_err(|e| config_error("(trainer)", e.to_string()))?;
         let d = TrainerConfig::default();
         let config = TrainerConfig {
             loss,
@@ -183,7 +186,7 @@ impl TrainerConfig {
             logprob_chunk_elements: t.logprob_chunk_elements.unwrap_or(d.logprob_chunk_elements),
         };
         config.validate().map_err(|e| match e {
-            GrpoError::Config { field, message } => config_error(origin, text, &field, message),
+            GrpoError::Config { field, message } => config_error(&field, message),
             other => other,
         })?;
         Ok(config)

@@ -26,6 +26,7 @@ use crate::math::{Extraction, ExtractionKind};
 use crate::{Reward, RewardInput, per_item};
 
 /// One named, weighted reward of a set.
+#[derive(Clone)]
 pub struct Entry {
     /// The key its values are reported under.
     pub name: String,
@@ -49,8 +50,9 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-/// Named rewards with weights; scoring keeps every reward's values for logging.
-#[derive(Debug, Default)]
+/// Named rewards with weights; scoring keeps every reward's values for logging. Cloning
+/// shares the rewards (they sit behind `Arc`s), so a clone costs nothing.
+#[derive(Debug, Default, Clone)]
 pub struct RewardSet {
     entries: Vec<Entry>,
 }

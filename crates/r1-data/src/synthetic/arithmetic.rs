@@ -25,7 +25,7 @@ pub enum ArithOp {
 }
 
 impl ArithOp {
-    fn symbol(self) -> char {
+    pub(crate) fn symbol(self) -> char {
         match self {
             Self::Add => '+',
             Self::Sub => '-',
@@ -33,7 +33,7 @@ impl ArithOp {
         }
     }
 
-    fn apply(self, a: i64, b: i64) -> Option<i64> {
+    pub(crate) fn apply(self, a: i64, b: i64) -> Option<i64> {
         match self {
             Self::Add => a.checked_add(b),
             Self::Sub => a.checked_sub(b),

@@ -17,6 +17,7 @@
 //! either task 1.0 or 0.0.
 
 pub mod arithmetic;
+pub mod corpus;
 pub mod countdown;
 
 use std::collections::HashSet;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use arithmetic::{ArithOp, ArithmeticConfig};
+pub use corpus::{CorpusConfig, arithmetic_corpus};
 pub use countdown::CountdownConfig;
 
 use crate::error::{DataError, Result};
