@@ -948,10 +948,10 @@ fn stage(
                 }
                 other => other.into(),
             })?;
-            if kind == StageKind::Distill && teacher.is_none() && c.kd_alpha > 0.0 {
+            if teacher.is_none() && t.contains_key("kd_alpha") {
                 return Err(ctx.err(
                     &join(p, "kd_alpha"),
-                    "logit distillation (kd_alpha > 0) needs a `teacher`",
+                    "kd_alpha weighs logit distillation, which needs a `teacher`",
                 ));
             }
             StageSettings::Sft(Box::new(c))
