@@ -92,15 +92,102 @@ fn ci() -> Result<()> {
     if !skip {
         wgpu_env(&mut test)?;
     }
-    run("test", &mut test)?;
-    // The README's first command, cut to seconds, on the dev build the tests just made.
+    run_summarised("test", &mut test)?;
+    // The README's first command, cut to seconds, on the dev build the tests just made (same
+    // features, so nothing is rebuilt).
     let out = root().join("target/ci-train");
     let _ = std::fs::remove_dir_all(&out);
-    train(&[
+    let mut args = vec![
         "--smoke".to_string(),
         "--out".to_string(),
         out.display().to_string(),
-    ])
+    ];
+    if !skip {
+        args.insert(0, "--cargo-features=r1-grpo/wgpu".to_string());
+    }
+    train(&args)
+}
+
+/// Lines of a test run worth repeating at its end: which tests failed and how (a panic message,
+/// a crashed test binary, a stack overflow), so that the tail of a long CI log names them.
+fn is_failure_line(line: &str) -> bool {
+    let l = line.trim_start();
+    (l.starts_with("test ") && l.ends_with("FAILED"))
+        || l.starts_with("---- ")
+        || line.contains("panicked at")
+        || l.starts_with("error: test failed")
+        || l.starts_with("error:")
+        || l.starts_with("Caused by")
+        || line.contains("process didn't exit successfully")
+        || line.contains("has overflowed its stack")
+        || line.contains("(signal:")
+        || l.starts_with("assertion")
+        || l.starts_with("left:")
+        || l.starts_with("right:")
+        || l.starts_with("failures:")
+}
+
+/// Like [`run`], but the output is forwarded line by line and, when the step fails, the lines
+/// that name failures are printed again at the end (at most 80 of them).
+fn run_summarised(step: &str, cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    eprintln!("\n==> {step}: {cmd:?}");
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{step}: could not start {cmd:?}"))?;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut pumps = Vec::new();
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    for (stream, to_stderr) in [(stdout, false), (stderr, true)] {
+        let Some(stream) = stream else { continue };
+        let seen = Arc::clone(&seen);
+        pumps.push(std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if to_stderr {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                } else {
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                }
+                if is_failure_line(&line)
+                    && let Ok(mut s) = seen.lock()
+                {
+                    s.push(line);
+                }
+            }
+        }));
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("{step}: waiting for {cmd:?}"))?;
+    for p in pumps {
+        let _ = p.join();
+    }
+    eprintln!("<== {step}: {:.1} s", started.elapsed().as_secs_f64());
+    if !status.success() {
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        eprintln!("\n==> {step} FAILED ({status}); the lines that name failures:");
+        for line in seen.iter().take(80) {
+            eprintln!("  {line}");
+        }
+        if seen.len() > 80 {
+            eprintln!("  … and {} more", seen.len() - 80);
+        }
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
 }
 
 /// `--set` overrides that cut `configs/tiny.toml` to a run of seconds (every stage, every
@@ -142,12 +229,19 @@ const SMOKE: &[&str] = &[
 fn train(args: &[String]) -> Result<()> {
     let smoke = args.iter().any(|a| a == "--smoke");
     let dev = smoke || args.iter().any(|a| a == "--dev");
+    let features: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--cargo-features="))
+        .collect();
     let rest: Vec<&String> = args
         .iter()
-        .filter(|a| *a != "--dev" && *a != "--smoke")
+        .filter(|a| *a != "--dev" && *a != "--smoke" && !a.starts_with("--cargo-features="))
         .collect();
     let mut cmd = cargo();
     cmd.args(["run", "--quiet", "-p", "r1", "--bin", "r1"]);
+    for f in features {
+        cmd.args(["--features", f]);
+    }
     if !dev {
         cmd.arg("--release");
     }
