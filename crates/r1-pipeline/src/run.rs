@@ -564,8 +564,11 @@ fn run_stage(
                 &out,
                 &stage.model,
             )?;
-            let table = stats.table();
-            eprintln!("sample `{}`:\n{table}", stage.name);
+            let mut table = stats.table();
+            if !table.ends_with('\n') {
+                table.push('\n');
+            }
+            eprint!("sample `{}`:\n{table}", stage.name);
             let stats_path = dir.join("stats.txt");
             r1_model::io::write_atomic(&stats_path, table.as_bytes())
                 .map_err(|e| PipelineError::io(&stats_path, e))?;
