@@ -155,15 +155,23 @@ fn run_summarised(step: &str, cmd: &mut Command) -> Result<()> {
         let Some(stream) = stream else { continue };
         let seen = Arc::clone(&seen);
         pumps.push(std::thread::spawn(move || {
+            // A panic's message is on the lines after `panicked at`.
+            let mut message_lines: usize = 0;
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 if to_stderr {
                     let _ = writeln!(std::io::stderr(), "{line}");
                 } else {
                     let _ = writeln!(std::io::stdout(), "{line}");
                 }
-                if is_failure_line(&line)
-                    && let Ok(mut s) = seen.lock()
-                {
+                // The misbehaving test plugin panics on purpose (its test expects it).
+                let expected = line.contains("plugins/misbehave/");
+                let keep = !expected && (is_failure_line(&line) || message_lines > 0);
+                message_lines = if !expected && line.contains("panicked at") {
+                    2
+                } else {
+                    message_lines.saturating_sub(1)
+                };
+                if keep && let Ok(mut s) = seen.lock() {
                     s.push(line);
                 }
             }
