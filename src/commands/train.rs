@@ -29,6 +29,59 @@ pub struct TrainArgs {
     /// Device: cpu, cuda[:N], wgpu, tch (those compiled in).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Only read and check the pipeline file: print the stages and the files it needs, run
+    /// nothing (exit status 0 when it is valid).
+    #[arg(long)]
+    check: bool,
+}
+
+/// The files a pipeline reads (the base folder, dataset files), each with whether it exists.
+fn inputs(config: &r1::pipeline::config::PipelineConfig) -> Vec<(String, PathBuf)> {
+    use r1::pipeline::config::{Base, DatasetKind};
+    let mut out = Vec::new();
+    if let Base::Folder(dir) = &config.base {
+        out.push(("base".to_string(), dir.clone()));
+    }
+    for d in &config.datasets {
+        if let DatasetKind::File {
+            path, eval_file, ..
+        } = &d.kind
+        {
+            out.push((format!("datasets.{}", d.name), path.clone()));
+            if let Some(e) = eval_file {
+                out.push((format!("datasets.{}.eval_file", d.name), e.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// `r1 train --check`: what the file would run, and what it reads.
+fn check(config: &r1::pipeline::config::PipelineConfig, origin: &Path) {
+    println!(
+        "{}: valid: `{}`, {} stages",
+        origin.display(),
+        config.name,
+        config.stages.len()
+    );
+    for s in &config.stages {
+        let mut line = format!("  {:<20} {:<9} model {}", s.name, s.kind.name(), s.model);
+        if !s.data.is_empty() {
+            line.push_str(&format!(", data {}", s.data.join(" + ")));
+        }
+        if let Some(r) = &s.rewards {
+            line.push_str(&format!(", rewards {r}"));
+        }
+        println!("{line}");
+    }
+    for (key, path) in inputs(config) {
+        let state = if path.exists() {
+            "found"
+        } else {
+            "NOT FOUND (needed when the run starts)"
+        };
+        println!("  {key}: {} {state}", path.display());
+    }
 }
 
 fn stamp() -> String {
@@ -73,6 +126,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     };
     let config = r1::pipeline::config::from_str(&text, &origin, &args.set)?;
+    if args.check {
+        check(&config, &origin);
+        return Ok(());
+    }
     let (out, resume) = match (&args.resume, &args.out) {
         (Some(run), Some(out)) if run != out => {
             bail!(

@@ -763,6 +763,7 @@ fn dataset(name: &str, t: &toml::Table, ctx: &Ctx<'_>, p: &str, run_seed: u64) -
                 "facts_per_doc",
                 "noise",
                 "direct",
+                "tagged",
                 "seed",
             ],
             "a corpus dataset",

@@ -5,7 +5,10 @@
 //!   (`+06-4=+02;+11+3=+14;…`), which teach the arithmetic of one step.
 //! - **Noisy chains**: a problem and its `<think>` chain in which each intermediate result is off
 //!   by ±1 or ±2 with probability `noise` (the error carried forward, the answer being the last
-//!   total shown), which teach the format without making the chains right.
+//!   total shown), which teach the format without making the chains right. A share `tagged`
+//!   of them (default all) wear R1's tags; the others are written plainly
+//!   (`6-0-4+5=+06-0=+06;…;+02+5=+07 answer 7`), so that a base trained with a small `tagged`
+//!   seldom emits the format and GRPO has to find it (R1-Zero in miniature).
 //! - **Direct answers** (`6-0-4+5=7`), off by default: the recipe measured that a base trained on
 //!   them answers by shortcut and that GRPO then rewards wrong chains, so they exist only to
 //!   reproduce that failure.
@@ -15,6 +18,7 @@
 //! facts_per_doc = 4
 //! noise = 0.2
 //! direct = 0.0
+//! tagged = 1.0
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +38,9 @@ pub struct CorpusConfig {
     pub noise: f64,
     /// Share of direct-answer documents (the shortcut). Default 0.
     pub direct: f64,
+    /// Share of chain documents written with `<think>`/`<answer>` tags; the rest are plain.
+    /// Default 1.
+    pub tagged: f64,
 }
 
 impl Default for CorpusConfig {
@@ -43,6 +50,7 @@ impl Default for CorpusConfig {
             facts_per_doc: 4,
             noise: 0.2,
             direct: 0.0,
+            tagged: 1.0,
         }
     }
 }
@@ -54,6 +62,7 @@ impl CorpusConfig {
             ("facts", self.facts),
             ("noise", self.noise),
             ("direct", self.direct),
+            ("tagged", self.tagged),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("corpus: `{key}` must be in [0, 1], got {v}"));
@@ -138,10 +147,16 @@ pub fn arithmetic_corpus(
                     ));
                     total = next;
                 }
-                format!(
-                    "{prompt}=<think>{}</think><answer>{total}</answer>",
-                    steps.join(";")
-                )
+                // Drawn only when some chains are plain, so that the default corpus stays
+                // the same document for document.
+                if corpus.tagged < 1.0 && rng.unit() >= corpus.tagged {
+                    format!("{prompt}={} answer {total}", steps.join(";"))
+                } else {
+                    format!(
+                        "{prompt}=<think>{}</think><answer>{total}</answer>",
+                        steps.join(";")
+                    )
+                }
             }
         })
         .collect()
@@ -207,6 +222,31 @@ mod tests {
             }
             .validate()
             .is_err()
+        );
+    }
+
+    #[test]
+    fn untagged_chains_are_plain_and_as_many_as_asked() {
+        let task = ArithmeticConfig::default();
+        let corpus = CorpusConfig {
+            facts: 0.0,
+            tagged: 0.1,
+            ..CorpusConfig::default()
+        };
+        let docs = arithmetic_corpus(&task, &corpus, 2000, 3);
+        let tagged = docs.iter().filter(|d| d.contains("<think>")).count();
+        assert!((150..250).contains(&tagged), "{tagged} tagged of 2000");
+        for d in docs.iter().filter(|d| !d.contains("<think>")) {
+            assert!(!d.contains('<'), "{d}");
+            let (chain, answer) = d.split_once(" answer ").expect("a plain chain");
+            let last = chain.rsplit('=').next().expect("a step");
+            assert_eq!(last.parse::<i64>().ok(), answer.parse::<i64>().ok(), "{d}");
+        }
+        // The default corpus is unchanged by the knob: every chain tagged.
+        let all = arithmetic_corpus(&task, &CorpusConfig::default(), 500, 3);
+        assert!(
+            all.iter()
+                .all(|d| d.contains("<think>") || !d.contains(" answer "))
         );
     }
 }
