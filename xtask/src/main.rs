@@ -217,6 +217,7 @@ const SMOKE: &[&str] = &[
     "grpo.warmup_steps=1",
     "grpo.save_steps=1",
     "rejection.num_samples=2",
+    "rejection.keep=1",
     "sft.max_steps=3",
     "sft.warmup_steps=1",
     "grpo_all.max_steps=2",
