@@ -266,6 +266,94 @@ pub fn reasoning_steps(completion: &str) -> f32 {
     (count as f32 / 3.0).min(1.0)
 }
 
+/// A process check for left-to-right arithmetic chains (the tiny recipe's task, the stand-in
+/// for the judge R1 used on its reasoning data): 1 when the reasoning's worked steps
+/// (`+06-0=+06;+06-4=+02;...`, separated by `;` or new lines, spaces allowed) start from the
+/// prompt's first number and apply its operators and operands in order, each total computed
+/// right; 0 when a step is missing, extra, misread or miscomputed. `None` when the prompt holds
+/// no chain (`6-0-4+5=`, its last such expression counts) or it overflows.
+pub fn arithmetic_steps(prompt: &str, completion: &str) -> Option<f32> {
+    let (first, ops) = last_chain(prompt)?;
+    let steps: Vec<&str> = reasoning(completion)
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if steps.len() != ops.len() {
+        return Some(0.0);
+    }
+    let mut total = first;
+    for (step, &(op, operand)) in steps.iter().zip(&ops) {
+        let expected = match op {
+            '+' => total.checked_add(operand)?,
+            '-' => total.checked_sub(operand)?,
+            _ => total.checked_mul(operand)?,
+        };
+        if parse_step(step) != Some((total, op, operand, expected)) {
+            return Some(0.0);
+        }
+        total = expected;
+    }
+    Some(1.0)
+}
+
+/// One worked step `A op B = C` with signed `A` and `C`.
+fn parse_step(step: &str) -> Option<(i64, char, i64, i64)> {
+    let s: String = step.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, rhs) = s.split_once('=')?;
+    let signed = |t: &str| -> Option<i64> {
+        let digits = t.strip_prefix('+').unwrap_or(t);
+        let (neg, digits) = match digits.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, digits),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let v: i64 = digits.parse().ok()?;
+        Some(if neg { -v } else { v })
+    };
+    // The operator is the first of + - * after the left operand's own sign.
+    let start = usize::from(lhs.starts_with(['+', '-']));
+    let at = lhs[start..].find(['+', '-', '*'])? + start;
+    let op = lhs[at..].chars().next()?;
+    let b = &lhs[at + 1..];
+    if b.is_empty() || !b.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((signed(&lhs[..at])?, op, b.parse().ok()?, signed(rhs)?))
+}
+
+/// The last `n (op n)+ =` expression of a prompt: its first number and its (operator, operand)s.
+fn last_chain(prompt: &str) -> Option<(i64, Vec<(char, i64)>)> {
+    let eq = prompt.rfind('=')?;
+    let head: Vec<char> = prompt[..eq].trim_end().chars().collect();
+    // Walk back over digits, operators and spaces.
+    let mut i = head.len();
+    while i > 0 && (head[i - 1].is_ascii_digit() || "+-* ".contains(head[i - 1])) {
+        i -= 1;
+    }
+    let expr: String = head[i..].iter().filter(|c| !c.is_whitespace()).collect();
+    let expr = expr.trim_start_matches(['+', '-', '*']);
+    let mut ops = Vec::new();
+    let mut rest = expr;
+    let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if len == 0 {
+        return None;
+    }
+    let first: i64 = rest[..len].parse().ok()?;
+    rest = &rest[len..];
+    while let Some(op) = rest.chars().next() {
+        let len = rest[1..].bytes().take_while(u8::is_ascii_digit).count();
+        if !"+-*".contains(op) || len == 0 {
+            return None;
+        }
+        ops.push((op, rest[1..1 + len].parse().ok()?));
+        rest = &rest[1 + len..];
+    }
+    (!ops.is_empty()).then_some((first, ops))
+}
+
 /// Maths accuracy against the input's reference answers: 1 when the completion's final answer
 /// is equivalent to any of them ([`math::grade`]), 0 otherwise (no answer found included);
 /// `None` without a reference, or when no reference has an answer in it (logged, naming the
@@ -300,6 +388,40 @@ pub fn accuracy(input: &RewardInput, extraction: &Extraction) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arithmetic_steps_checks_every_step_against_the_prompt() {
+        let p = "6-0-4+5=";
+        let good = "<think>+06-0=+06;+06-4=+02;+02+5=+07</think><answer>7</answer>";
+        assert_eq!(arithmetic_steps(p, good), Some(1.0));
+        // Spaces, new lines and unpadded totals are fine.
+        let loose = "<think>6 - 0 = 6\n6 - 4 = 2\n2 + 5 = 7</think><answer>7</answer>";
+        assert_eq!(arithmetic_steps(p, loose), Some(1.0));
+        // A wrong intermediate total, even when the answer is right.
+        let wrong = "<think>+06-0=+06;+06-4=+03;+02+5=+07</think><answer>7</answer>";
+        assert_eq!(arithmetic_steps(p, wrong), Some(0.0));
+        // A misread operand, a missing step, an extra step, no chain at all.
+        for bad in [
+            "<think>+06-0=+06;+06-3=+03;+03+5=+08</think>",
+            "<think>+06-0=+06;+06-4=+02</think>",
+            "<think>+06-0=+06;+06-4=+02;+02+5=+07;+07+0=+07</think>",
+            "<think>the answer is 7</think>",
+            "",
+        ] {
+            assert_eq!(arithmetic_steps(p, bad), Some(0.0), "{bad}");
+        }
+        // Negative totals; the last expression of a longer prompt; no chain in the prompt.
+        let neg = "<think>+00-9=-09;-09-4=-13;-13-3=-16</think>";
+        assert_eq!(arithmetic_steps("Compute: 0-9-4-3=", neg), Some(1.0));
+        assert_eq!(
+            arithmetic_steps("What is the capital of France?", neg),
+            None
+        );
+        assert_eq!(
+            arithmetic_steps("2*3+1=", "<think>+02*3=+06;+06+1=+07</think>"),
+            Some(1.0)
+        );
+    }
 
     #[test]
     fn format_follows_r1() {

@@ -311,6 +311,12 @@ fn build_builtin(kind: &str, ctx: &Ctx<'_>) -> Result<Arc<dyn Reward>> {
                 crate::code::Sandbox::new(python, limits).map_err(|e| ctx.err("python", e))?;
             Arc::new(crate::code::CodeReward::new(sandbox, scoring))
         }
+        "arithmetic_steps" => {
+            ctx.only(&[])?;
+            Arc::new(per_item(|i| {
+                builtin::arithmetic_steps(&i.prompt, &i.completion)
+            }))
+        }
         "reasoning_steps" => {
             ctx.only(&[])?;
             Arc::new(per_item(|i| Some(builtin::reasoning_steps(&i.completion))))
@@ -320,7 +326,7 @@ fn build_builtin(kind: &str, ctx: &Ctx<'_>) -> Result<Arc<dyn Reward>> {
                 "kind",
                 format!(
                     "unknown reward kind `{other}`; built-ins: accuracy, format, tag_count, language, \
-                     cosine_length, overlong, repetition, reasoning_steps, code; or plugin"
+                     cosine_length, overlong, repetition, reasoning_steps, arithmetic_steps, code; or plugin"
                 ),
             ));
         }

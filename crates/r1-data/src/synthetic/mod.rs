@@ -283,6 +283,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_smaller_split_is_a_prefix_of_the_larger() {
+        // configs/tiny.toml's cold-start set relies on this: same knobs, seed and held-out size.
+        let task = TaskConfig::Arithmetic(ArithmeticConfig::default());
+        let (big, big_eval) = generate_split(&task, 2000, 200, 12345);
+        let (small, small_eval) = generate_split(&task, 500, 200, 12345);
+        let prompts = |v: &[Sample]| -> Vec<String> {
+            v.iter().map(|s| s.prompt_text().unwrap_or_default().to_owned()).collect()
+        };
+        assert_eq!(prompts(&small), prompts(&big[..500]));
+        assert_eq!(prompts(&small_eval), prompts(&big_eval));
+    }
+
+    #[test]
     fn configs_from_toml() {
         let t = TaskConfig::from_toml("task = \"arithmetic\"").expect("defaults");
         assert_eq!(t, TaskConfig::Arithmetic(ArithmeticConfig::default()));
