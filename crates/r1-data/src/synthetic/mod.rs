@@ -289,7 +289,9 @@ mod tests {
         let (big, big_eval) = generate_split(&task, 2000, 200, 12345);
         let (small, small_eval) = generate_split(&task, 500, 200, 12345);
         let prompts = |v: &[Sample]| -> Vec<String> {
-            v.iter().map(|s| s.prompt_text().unwrap_or_default().to_owned()).collect()
+            v.iter()
+                .map(|s| s.prompt_text().unwrap_or_default().to_owned())
+                .collect()
         };
         assert_eq!(prompts(&small), prompts(&big[..500]));
         assert_eq!(prompts(&small_eval), prompts(&big_eval));
