@@ -204,7 +204,6 @@ const SMOKE: &[&str] = &[
     "datasets.arith.train=64",
     "datasets.arith.eval=8",
     "datasets.cold.train=16",
-    "datasets.cold.eval=8",
     "datasets.corpus.documents=128",
     "datasets.facts.documents=16",
     "eval.num_samples=2",

@@ -93,6 +93,15 @@ pub enum DatasetKind {
         /// The mix.
         mix: CorpusConfig,
     },
+    /// The first `train` training samples of another (file or task) dataset, with that
+    /// dataset's held-out split: a cold-start set drawn from RL's prompts, never from the
+    /// held-out ones, however the other dataset is changed.
+    Subset {
+        /// The dataset it is cut from.
+        of: String,
+        /// Training samples kept (a prefix of `of`'s training split).
+        train: usize,
+    },
 }
 
 /// A named dataset.
@@ -500,6 +509,24 @@ fn parse(
                 ));
             }
         }
+        if let DatasetKind::Subset { of, train } = &d.kind {
+            let key = format!("datasets.{}.subset", d.name);
+            match datasets.iter().find(|o| &o.name == of).map(|o| &o.kind) {
+                Some(DatasetKind::Task { train: n, .. }) if train > n => {
+                    return Err(ctx.err(
+                        &format!("datasets.{}.train", d.name),
+                        format!("{train} is more than the {n} training samples of `{of}`"),
+                    ));
+                }
+                Some(DatasetKind::Task { .. } | DatasetKind::File { .. }) => {}
+                _ => {
+                    return Err(ctx.err(
+                        &key,
+                        format!("`{of}` is not a file or synthetic-task dataset of this file"),
+                    ));
+                }
+            }
+        }
     }
 
     // [rewards.*]
@@ -779,11 +806,21 @@ fn dataset(name: &str, t: &toml::Table, ctx: &Ctx<'_>, p: &str, run_seed: u64) -
             .map_err(|e: toml::de::Error| ctx.err(p, e.message()))?;
         mix.validate().map_err(|e| ctx.err(p, e))?;
         DatasetKind::Corpus { of, documents, mix }
+    } else if t.contains_key("subset") {
+        ctx.only(t, p, &["subset", "train"], "a subset dataset")?;
+        let of: String = ctx.get(t, p, "subset")?.unwrap_or_default();
+        let train: usize = ctx
+            .get(t, p, "train")?
+            .ok_or_else(|| ctx.err(&join(p, "train"), "a subset needs `train = N`"))?;
+        if train == 0 {
+            return Err(ctx.err(&join(p, "train"), "must be at least 1"));
+        }
+        DatasetKind::Subset { of, train }
     } else {
         return Err(ctx.err(
             p,
-            "a dataset needs `file = \"...\"`, `task = \"arithmetic\"|\"countdown\"` or \
-             `corpus = \"<task dataset>\"`",
+            "a dataset needs `file = \"...\"`, `task = \"arithmetic\"|\"countdown\"`, \
+             `corpus = \"<task dataset>\"` or `subset = \"<dataset>\"`",
         ));
     };
     Ok(Dataset {
@@ -1212,5 +1249,32 @@ learning_rate = 1e-5
         assert!(e.contains("evals"), "{e}");
         let e = err("max_steps = 2\n", "max_steps = 0\n");
         assert!(e.contains("max_steps"), "{e}");
+    }
+
+    #[test]
+    fn a_subset_is_checked_against_the_dataset_it_cuts() {
+        let with = |table: &str| {
+            let text = GOOD.replacen("[rewards.r]", &format!("{table}\n\n[rewards.r]"), 1);
+            from_str(&text, Path::new("t.toml"), &[])
+        };
+        let c = with("[datasets.cold]\nsubset = \"arith\"\ntrain = 20").expect("parses");
+        let cold = c.datasets.iter().find(|d| d.name == "cold").expect("cold");
+        assert!(matches!(&cold.kind, DatasetKind::Subset { of, train: 20 } if of == "arith"));
+        let e = with("[datasets.cold]\nsubset = \"arith\"\ntrain = 51")
+            .expect_err("more than arith has")
+            .to_string();
+        assert!(e.contains("datasets.cold.train") && e.contains("50"), "{e}");
+        let e = with("[datasets.cold]\nsubset = \"corpus\"\ntrain = 5")
+            .expect_err("a corpus is not cut")
+            .to_string();
+        assert!(e.contains("datasets.cold.subset"), "{e}");
+        let e = with("[datasets.cold]\nsubset = \"arith\"")
+            .expect_err("no size")
+            .to_string();
+        assert!(e.contains("datasets.cold.train"), "{e}");
+        let e = with("[datasets.cold]\nsubset = \"arith\"\ntrain = 5\neval = 3")
+            .expect_err("a subset has its parent's held-out split")
+            .to_string();
+        assert!(e.contains("datasets.cold.eval"), "{e}");
     }
 }

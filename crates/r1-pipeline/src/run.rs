@@ -314,55 +314,41 @@ fn materialise(layout: &Layout<'_>) -> Result<Vec<String>> {
     let _span = tracing::info_span!("datasets").entered();
     let mut texts = Vec::new();
     let config = layout.config;
+    // Subsets are cut from the others once those are made; files keep the config's order.
+    let mut made: Vec<Option<(Vec<Sample>, Vec<Sample>)>> = Vec::new();
     for d in &config.datasets {
-        let (train, eval): (Vec<Sample>, Vec<Sample>) = match &d.kind {
-            DatasetKind::File {
-                path,
-                read,
-                eval,
-                eval_file,
-            } => {
-                let data = r1_data::read(path, read)?;
-                if data.skipped > 0 {
-                    tracing::warn!(dataset = %d.name, skipped = data.skipped, "malformed records skipped");
-                }
-                match (eval, eval_file) {
-                    (Some(e), _) => r1_data::sampler::split(data.samples, *e, d.seed)?,
-                    (None, Some(f)) => (data.samples, r1_data::read(f, read)?.samples),
-                    (None, None) => (data.samples, Vec::new()),
-                }
-            }
-            DatasetKind::Task { task, train, eval } => {
-                r1_data::generate_split(task, *train, *eval, d.seed)
-            }
-            DatasetKind::Corpus { of, documents, mix } => {
-                let task = config.datasets.iter().find_map(|o| match &o.kind {
-                    DatasetKind::Task { task, .. } if &o.name == of => Some(task),
-                    _ => None,
-                });
-                let Some(r1_data::TaskConfig::Arithmetic(arith)) = task else {
-                    return Err(PipelineError::Data(format!(
-                        "dataset `{}`: corpora exist for the arithmetic task only",
-                        d.name
-                    )));
-                };
-                let docs = r1_data::synthetic::arithmetic_corpus(arith, mix, *documents, d.seed);
-                let samples = docs
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, text)| Sample {
-                        id: format!("{}:{i}", d.name),
-                        prompt: Content::Text(String::new()),
-                        completion: Some(Content::Text(text)),
-                        reasoning: None,
-                        final_answer: None,
-                        answers: Vec::new(),
-                        record: Map::new(),
-                    })
-                    .collect();
-                (samples, Vec::new())
-            }
+        let split = match &d.kind {
+            DatasetKind::Subset { .. } => None,
+            kind => Some(make_dataset(config, d, kind)?),
         };
+        made.push(split);
+    }
+    for (i, d) in config.datasets.iter().enumerate() {
+        let DatasetKind::Subset { of, train: n } = &d.kind else {
+            continue;
+        };
+        let parent = config
+            .datasets
+            .iter()
+            .position(|o| &o.name == of)
+            .and_then(|j| made[j].as_ref())
+            .ok_or_else(|| {
+                PipelineError::Data(format!(
+                    "dataset `{}`: `{of}` is not a file or task dataset",
+                    d.name
+                ))
+            })?;
+        if parent.0.len() < *n {
+            return Err(PipelineError::Data(format!(
+                "dataset `{}`: asks for {n} training samples of `{of}`, which has {}",
+                d.name,
+                parent.0.len()
+            )));
+        }
+        made[i] = Some((parent.0[..*n].to_vec(), parent.1.clone()));
+    }
+    for (d, split) in config.datasets.iter().zip(made) {
+        let (train, eval) = split.expect("every dataset is made above");
         for s in train.iter().chain(&eval) {
             texts.push(s.prompt.to_plain_text());
             if let Some(c) = &s.completion {
@@ -375,6 +361,63 @@ fn materialise(layout: &Layout<'_>) -> Result<Vec<String>> {
         }
     }
     Ok(texts)
+}
+
+/// Makes a file, task or corpus dataset: its training and held-out samples.
+fn make_dataset(
+    config: &PipelineConfig,
+    d: &crate::config::Dataset,
+    kind: &DatasetKind,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
+    Ok(match kind {
+        DatasetKind::File {
+            path,
+            read,
+            eval,
+            eval_file,
+        } => {
+            let data = r1_data::read(path, read)?;
+            if data.skipped > 0 {
+                tracing::warn!(dataset = %d.name, skipped = data.skipped, "malformed records skipped");
+            }
+            match (eval, eval_file) {
+                (Some(e), _) => r1_data::sampler::split(data.samples, *e, d.seed)?,
+                (None, Some(f)) => (data.samples, r1_data::read(f, read)?.samples),
+                (None, None) => (data.samples, Vec::new()),
+            }
+        }
+        DatasetKind::Task { task, train, eval } => {
+            r1_data::generate_split(task, *train, *eval, d.seed)
+        }
+        DatasetKind::Corpus { of, documents, mix } => {
+            let task = config.datasets.iter().find_map(|o| match &o.kind {
+                DatasetKind::Task { task, .. } if &o.name == of => Some(task),
+                _ => None,
+            });
+            let Some(r1_data::TaskConfig::Arithmetic(arith)) = task else {
+                return Err(PipelineError::Data(format!(
+                    "dataset `{}`: corpora exist for the arithmetic task only",
+                    d.name
+                )));
+            };
+            let docs = r1_data::synthetic::arithmetic_corpus(arith, mix, *documents, d.seed);
+            let samples = docs
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| Sample {
+                    id: format!("{}:{i}", d.name),
+                    prompt: Content::Text(String::new()),
+                    completion: Some(Content::Text(text)),
+                    reasoning: None,
+                    final_answer: None,
+                    answers: Vec::new(),
+                    record: Map::new(),
+                })
+                .collect();
+            (samples, Vec::new())
+        }
+        DatasetKind::Subset { .. } => unreachable!("subsets are cut in `materialise`"),
+    })
 }
 
 fn reward_set(config: &PipelineConfig, name: Option<&str>) -> Result<RewardSet> {
@@ -781,6 +824,33 @@ mod tests {
         assert_eq!(back[0].completion, s.completion);
         assert_eq!(back[0].answers, s.answers);
         assert_eq!(back[0].record.get("task"), Some(&json!("arithmetic")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_subset_is_a_prefix_of_its_dataset_with_its_held_out_split() {
+        let text = "[base]\nhidden_size = 32\n\n\
+            [datasets.cold]\nsubset = \"arith\"\ntrain = 7\n\n\
+            [datasets.arith]\ntask = \"arithmetic\"\ntrain = 30\neval = 5\n\n\
+            [[stage]]\nname = \"s\"\nkind = \"pretrain\"\ndata = \"cold\"\nmax_steps = 1\n";
+        let config = crate::config::from_str(text, Path::new("t.toml"), &[]).expect("parses");
+        let dir = std::env::temp_dir().join(format!("r1-subset-{}", std::process::id()));
+        let layout = Layout {
+            run: &dir,
+            config: &config,
+        };
+        materialise(&layout).expect("materialises");
+        let read = |name: &str, split: &str| {
+            read_samples(&layout.dataset(name, split))
+                .expect("read")
+                .into_iter()
+                .map(|s| s.prompt.to_plain_text())
+                .collect::<Vec<_>>()
+        };
+        let (arith, cold) = (read("arith", "train"), read("cold", "train"));
+        assert_eq!((arith.len(), cold.len()), (30, 7));
+        assert_eq!(cold[..], arith[..7]);
+        assert_eq!(read("cold", "eval"), read("arith", "eval"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
