@@ -301,18 +301,8 @@ pub fn arithmetic_steps(prompt: &str, completion: &str) -> Option<f32> {
 fn parse_step(step: &str) -> Option<(i64, char, i64, i64)> {
     let s: String = step.chars().filter(|c| !c.is_whitespace()).collect();
     let (lhs, rhs) = s.split_once('=')?;
-    let signed = |t: &str| -> Option<i64> {
-        let digits = t.strip_prefix('+').unwrap_or(t);
-        let (neg, digits) = match digits.strip_prefix('-') {
-            Some(d) => (true, d),
-            None => (false, digits),
-        };
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let v: i64 = digits.parse().ok()?;
-        Some(if neg { -v } else { v })
-    };
+    // An optionally signed integer: `+07`, `-13`, `7` (not `+-7`).
+    let signed = |t: &str| t.parse::<i64>().ok();
     // The operator is the first of + - * after the left operand's own sign.
     let start = usize::from(lhs.starts_with(['+', '-']));
     let at = lhs[start..].find(['+', '-', '*'])? + start;
@@ -421,6 +411,9 @@ mod tests {
             arithmetic_steps("2*3+1=", "<think>+02*3=+06;+06+1=+07</think>"),
             Some(1.0)
         );
+        // A doubled sign is not a number.
+        let doubled = "<think>+00-9=+-09;-09-4=-13;-13-3=-16</think>";
+        assert_eq!(arithmetic_steps("0-9-4-3=", doubled), Some(0.0));
     }
 
     #[test]
