@@ -284,7 +284,8 @@ mod tests {
 
     #[test]
     fn a_smaller_split_is_a_prefix_of_the_larger() {
-        // configs/tiny.toml's cold-start set relies on this: same knobs, seed and held-out size.
+        // docs/configuration.md promises it: with the same knobs, seed and held-out size, a
+        // smaller `train` holds the first prompts of a larger one.
         let task = TaskConfig::Arithmetic(ArithmeticConfig::default());
         let (big, big_eval) = generate_split(&task, 2000, 200, 12345);
         let (small, small_eval) = generate_split(&task, 500, 200, 12345);
