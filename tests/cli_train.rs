@@ -361,11 +361,14 @@ fn a_run_killed_mid_stage_resumes_to_the_same_numbers() {
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     ok(&r1(&a));
 
+    // The killed run has two stages at once (the student's pretraining beside the teacher's
+    // stages): killing and resuming it must still give the one-at-a-time run's numbers.
     let killed = dir.join("killed");
     let mut child = Command::new(env!("CARGO_BIN_EXE_r1"))
         .env("R1_NO_PROGRESS", "1")
         .env("RAYON_NUM_THREADS", "1")
         .args(&args)
+        .args(["--set", "parallel_stages=2"])
         .args(["--out", &s(&killed)])
         .stderr(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -417,6 +420,81 @@ fn a_run_killed_mid_stage_resumes_to_the_same_numbers() {
         80,
         "one line per GRPO step, none twice"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn independent_stages_run_side_by_side() {
+    let dir = tmp("parallel");
+    let config = write_config(&dir);
+    let run = dir.join("run");
+    ok(&r1(&[
+        "train",
+        "--config",
+        &s(&config),
+        "--set",
+        "parallel_stages=3",
+        "--out",
+        &s(&run),
+    ]));
+    let state = run_json(&run);
+    let stage = |name: &str| {
+        state["stages"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no stage {name}: {state}"))
+    };
+    let time = |name: &str, key: &str| stage(name)[key].as_str().expect(key).to_string();
+    assert!(
+        state["stages"]
+            .as_array()
+            .expect("stages")
+            .iter()
+            .all(|s| s["status"] == "done"),
+        "{state}"
+    );
+    // The student's pretraining reads nothing the teacher makes: it starts with the first stage.
+    assert!(
+        time("student_base", "started") <= time("pretrain", "finished"),
+        "{state}"
+    );
+    // A stage starts only after every stage it reads is done.
+    for (stage, reads) in [
+        ("cold_start", vec!["pretrain"]),
+        ("sft", vec!["pretrain", "rejection"]),
+        ("distill", vec!["student_base", "sft", "rejection"]),
+        ("final_eval", vec!["grpo"]),
+    ] {
+        for r in reads {
+            assert!(
+                time(r, "finished") <= time(stage, "started"),
+                "{stage} started before {r} finished: {state}"
+            );
+        }
+    }
+    // Evaluations are listed in config order, whichever stage finished first.
+    let order: Vec<&str> = [
+        "pretrain",
+        "cold_start",
+        "grpo",
+        "sft",
+        "distill",
+        "final_eval",
+    ]
+    .into();
+    let seen: Vec<String> = state["evals"]
+        .as_array()
+        .expect("evals")
+        .iter()
+        .map(|e| e["stage"].as_str().expect("stage").to_string())
+        .fold(Vec::new(), |mut v, s| {
+            if v.last() != Some(&s) {
+                v.push(s);
+            }
+            v
+        });
+    assert_eq!(seen, order, "{state}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

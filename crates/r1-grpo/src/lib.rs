@@ -38,7 +38,7 @@ pub use logprobs::{LogProbImpl, fused_selective_log_softmax, token_logprobs};
 pub use loss::{LossInputs, LossOutput, policy_loss};
 pub use optim::{
     Checkpoint, MetricsLog, OptimSettings, Optimizer, Progress, StepInfo, clip_global_norm,
-    load_checkpoint, load_model_folder, save_checkpoint,
+    load_checkpoint, load_model_folder, progress_println, save_checkpoint, set_progress_scope,
 };
 pub use schedule::{LrSchedule, learning_rate, learning_rate_with_floor};
 /// The whole GRPO configuration, TRL's `GRPOConfig`: [`TrainerConfig`] (with its

@@ -431,10 +431,52 @@ impl MetricsLog {
     }
 }
 
+thread_local! {
+    static PROGRESS_SCOPE: std::cell::RefCell<Option<String>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Bars being drawn on a terminal: `(id, line)` in the order they started.
+static ACTIVE_BARS: std::sync::Mutex<Vec<(u64, String)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_BAR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Names the bars that this thread starts from now on (`None`: no name). A pipeline that runs
+/// stages side by side labels each stage's bars with the stage's name.
+pub fn set_progress_scope(name: Option<&str>) {
+    PROGRESS_SCOPE.with(|s| *s.borrow_mut() = name.map(str::to_string));
+}
+
+fn active_bars() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
+    ACTIVE_BARS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The live bars on one terminal line.
+fn draw_bars(bars: &[(u64, String)]) {
+    let line: Vec<&str> = bars.iter().map(|(_, l)| l.as_str()).collect();
+    eprint!("\r{}\x1b[K", line.join("  |  "));
+}
+
+/// Prints a line on stderr without tearing the live progress bars: they are cleared, the
+/// line is printed, and they are drawn again below it.
+pub fn progress_println(message: &str) {
+    use std::io::IsTerminal;
+    let bars = active_bars();
+    if bars.is_empty() || !std::io::stderr().is_terminal() {
+        eprintln!("{message}");
+        return;
+    }
+    eprintln!("\r\x1b[K{message}");
+    draw_bars(&bars);
+}
+
 /// A progress line on stderr for long runs: steps, a bar, tokens per second and the time left.
-/// On a terminal it redraws one line; otherwise it prints a line every tenth of the run.
+/// On a terminal it redraws one line (bars of stages running side by side share it);
+/// otherwise it prints a line every tenth of the run.
 #[derive(Debug)]
 pub struct Progress {
+    id: u64,
     label: String,
     total: u64,
     start: std::time::Instant,
@@ -449,8 +491,13 @@ impl Progress {
     /// A bar for `total` steps, of which `done` are already behind (a resumed run).
     pub fn new(label: &str, total: u64, done: u64) -> Self {
         use std::io::IsTerminal;
+        let label = match PROGRESS_SCOPE.with(|s| s.borrow().clone()) {
+            Some(scope) => format!("{scope}: {label}"),
+            None => label.to_string(),
+        };
         Self {
-            label: label.to_string(),
+            id: NEXT_BAR.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            label,
             total: total.max(1),
             start: std::time::Instant::now(),
             first: done,
@@ -483,9 +530,18 @@ impl Progress {
             format_duration(left)
         );
         if self.tty {
-            eprint!("\r{line}\x1b[K");
+            let mut bars = active_bars();
+            bars.retain(|(id, _)| *id != self.id);
             if step >= self.total {
-                eprintln!();
+                // Finished: the bar's last state stays on its own line above the live ones.
+                eprintln!("\r{line}\x1b[K");
+                if !bars.is_empty() {
+                    draw_bars(&bars);
+                }
+            } else {
+                let at = bars.partition_point(|(id, _)| *id < self.id);
+                bars.insert(at, (self.id, line));
+                draw_bars(&bars);
             }
         } else {
             let tenth = step * 10 / self.total;
@@ -493,6 +549,14 @@ impl Progress {
                 self.last_tenth = tenth;
                 eprintln!("{line}");
             }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.tty {
+            active_bars().retain(|(id, _)| *id != self.id);
         }
     }
 }

@@ -227,6 +227,10 @@ pub struct PipelineConfig {
     pub name: String,
     /// The run's seed (default 0).
     pub seed: u64,
+    /// How many stages may run at once (default 1: one after another). A stage starts once
+    /// every stage it reads (`model`, `data`, `teacher`) is done; on a CPU whose element-wise
+    /// work runs on one core, two independent stages share the cores better than one.
+    pub parallel_stages: usize,
     /// The base model.
     pub base: Base,
     /// Datasets, in file order.
@@ -243,8 +247,33 @@ pub struct PipelineConfig {
     pub resolved_toml: String,
 }
 
+impl PipelineConfig {
+    /// The earlier stages that stage `i` reads (its `model`, `data` and `teacher`), as indices.
+    pub fn dependencies(&self, i: usize) -> Vec<usize> {
+        let Some(stage) = self.stages.get(i) else {
+            return Vec::new();
+        };
+        let names = std::iter::once(&stage.model)
+            .chain(&stage.data)
+            .chain(stage.teacher.as_ref());
+        let mut deps: Vec<usize> = names
+            .filter_map(|n| self.stages[..i].iter().position(|s| &s.name == n))
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        deps
+    }
+}
+
 const TOP_KEYS: &[&str] = &[
-    "name", "seed", "base", "datasets", "rewards", "eval", "stage",
+    "name",
+    "seed",
+    "parallel_stages",
+    "base",
+    "datasets",
+    "rewards",
+    "eval",
+    "stage",
 ];
 const STAGE_KEYS: &[&str] = &[
     "name",
@@ -458,6 +487,10 @@ fn parse(
             .unwrap_or_else(|| "run".into())
     });
     let seed: u64 = ctx.get(&doc, "", "seed")?.unwrap_or(0);
+    let parallel_stages: usize = ctx.get(&doc, "", "parallel_stages")?.unwrap_or(1);
+    if parallel_stages == 0 {
+        return Err(ctx.err("parallel_stages", "must be at least 1"));
+    }
 
     // [base]
     let base = match doc.remove("base") {
@@ -648,6 +681,7 @@ fn parse(
         file: path.to_path_buf(),
         name,
         seed,
+        parallel_stages,
         base,
         datasets,
         rewards,
@@ -1276,5 +1310,27 @@ learning_rate = 1e-5
             .expect_err("a subset has its parent's held-out split")
             .to_string();
         assert!(e.contains("datasets.cold.eval"), "{e}");
+    }
+
+    #[test]
+    fn stages_depend_on_the_stages_they_read() {
+        let text = format!(
+            "{GOOD}\n[[stage]]\nname = \"student\"\nkind = \"pretrain\"\nmodel = \"base\"\n\
+             data = \"corpus\"\nmax_steps = 5\narchitecture = {{ hidden_size = 16 }}\n\n\
+             [[stage]]\nname = \"rs\"\nkind = \"sample\"\nmodel = \"grpo\"\ndata = \"arith\"\n\n\
+             [[stage]]\nname = \"distill\"\nkind = \"distill\"\nmodel = \"student\"\n\
+             data = \"rs\"\nteacher = \"pretrain\"\nmax_steps = 2\n"
+        );
+        let c = from_str(&text, Path::new("t.toml"), &[]).expect("parses");
+        assert_eq!(c.parallel_stages, 1, "one stage at a time unless asked");
+        let deps: Vec<Vec<usize>> = (0..c.stages.len()).map(|i| c.dependencies(i)).collect();
+        assert_eq!(deps, vec![vec![], vec![0], vec![], vec![1], vec![0, 2, 3]]);
+        let c =
+            from_str(&text, Path::new("t.toml"), &["parallel_stages=2".into()]).expect("parses");
+        assert_eq!(c.parallel_stages, 2);
+        let e = from_str(&text, Path::new("t.toml"), &["parallel_stages=0".into()])
+            .expect_err("zero stages at once")
+            .to_string();
+        assert!(e.contains("parallel_stages"), "{e}");
     }
 }

@@ -154,9 +154,27 @@ pub fn write_report(run: &Path, state: &RunState) -> Result<()> {
         .iter()
         .filter_map(|s| seconds_between(s.started.as_deref()?, s.finished.as_deref()?))
         .sum();
+    // Stages that ran side by side overlap: the span from the first start to the last finish
+    // is the run's wall time (a resumed run's span includes the time it was down).
+    let first = state
+        .stages
+        .iter()
+        .filter_map(|s| s.started.as_deref())
+        .min();
+    let last = state
+        .stages
+        .iter()
+        .filter_map(|s| s.finished.as_deref())
+        .max();
+    let span = match (first, last) {
+        (Some(a), Some(b)) => seconds_between(a, b)
+            .map(|t| format!(", {} from the first start to the last finish", fmt_secs(t)))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     let _ = writeln!(
         md,
-        "{done} of {} stages done, {} of stage time. Seed {}.\n",
+        "{done} of {} stages done, {} of stage time{span}. Seed {}.\n",
         state.stages.len(),
         fmt_secs(total),
         state

@@ -1,5 +1,6 @@
-//! Running a pipeline: the run directory, `run.json`, each stage in order, evaluation after
-//! the stages that make a model, and resumption.
+//! Running a pipeline: the run directory, `run.json`, the stages (in order, or up to
+//! `parallel_stages` at a time once the stages each reads are done), evaluation after the
+//! stages that make a model, and resumption.
 //!
 //! ```text
 //! RUN/
@@ -15,8 +16,8 @@
 //! ```
 //!
 //! A stage is marked `done` only after its evaluations are recorded, so a run killed at any
-//! point (SIGKILL included) resumes by skipping the `done` stages and continuing the one that was
-//! `running` from its newest checkpoint (the trainers' own `--resume`), losing at most the steps
+//! point (SIGKILL included) resumes by skipping the `done` stages and continuing the ones that were
+//! `running` from their newest checkpoints (the trainers' own `--resume`), losing at most the steps
 //! since that checkpoint. Every write of `run.json` and of each artifact is atomic.
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use crate::config::{Base, DatasetKind, PipelineConfig, Stage, StageKind, StageSe
 use crate::error::{PipelineError, Result};
 use crate::eval::{EvalResult, EvalSettings, evaluate};
 use crate::grpo::{GrpoRun, run_grpo};
+use r1_grpo::{progress_println, set_progress_scope};
 
 /// A stage's status in `run.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -445,7 +447,7 @@ fn run_evals(
     settings: &EvalSettings,
     rewards: Option<&str>,
     device: &Device,
-    state: &mut RunState,
+    records: &mut Vec<EvalRecord>,
     artifacts: &mut Map<String, Value>,
 ) -> Result<Vec<EvalResult>> {
     let config = layout.config;
@@ -464,11 +466,8 @@ fn run_evals(
     for b in benchmarks {
         let samples = layout.eval_samples(b)?;
         let r = evaluate(&model, &sft_tok, &samples, &set, settings, b)?;
-        state
-            .evals
-            .retain(|e| !(e.stage == stage && &e.benchmark == b));
         for (metric, value) in r.metrics() {
-            state.evals.push(EvalRecord {
+            records.push(EvalRecord {
                 stage: stage.to_string(),
                 benchmark: b.clone(),
                 metric: metric.into(),
@@ -486,10 +485,10 @@ fn run_evals(
         r1_model::io::write_atomic(&path, text.as_bytes())
             .map_err(|e| PipelineError::io(&path, e))?;
         artifacts.insert(format!("eval/{b}"), Value::String(rel(layout.run, &path)));
-        eprintln!(
+        progress_println(&format!(
             "eval {stage} on {b}: pass@1 {:.3}, cons@{} {:.3}, pass@{} {:.3}, format {:.3}, {:.1} tokens",
             r.pass_at_1, r.k, r.cons_at_k, r.pass_k, r.pass_at_k, r.format, r.mean_tokens
-        );
+        ));
         out.push(r);
     }
     Ok(out)
@@ -550,14 +549,14 @@ fn run_stage(
                     ..ReadOptions::default()
                 },
             })?;
-            eprintln!(
+            progress_println(&format!(
                 "{} `{}`: {} steps, loss {:.4} ({:.1}s)",
                 stage.kind.name(),
                 stage.name,
                 summary.steps,
                 summary.final_loss,
                 summary.seconds
-            );
+            ));
             artifacts.insert("model".into(), Value::String(stage.name.clone()));
             artifacts.insert(
                 "metrics".into(),
@@ -576,10 +575,10 @@ fn run_stage(
                 resume,
                 device: device.clone(),
             })?;
-            eprintln!(
+            progress_println(&format!(
                 "grpo `{}`: {} steps, reward {:.3} ({:.1}s)",
                 stage.name, summary.steps, summary.final_reward, summary.seconds
-            );
+            ));
             artifacts.insert("model".into(), Value::String(stage.name.clone()));
             artifacts.insert(
                 "metrics".into(),
@@ -608,19 +607,19 @@ fn run_stage(
                 &stage.model,
             )?;
             let mut table = stats.table();
+            progress_println(&format!("sample `{}`:\n{}", stage.name, table.trim_end()));
             if !table.ends_with('\n') {
                 table.push('\n');
             }
-            eprint!("sample `{}`:\n{table}", stage.name);
             let stats_path = dir.join("stats.txt");
             r1_model::io::write_atomic(&stats_path, table.as_bytes())
                 .map_err(|e| PipelineError::io(&stats_path, e))?;
             if stats.kept == 0 {
                 tracing::warn!(stage = %stage.name, seen = stats.seen, "rejection sampling kept nothing");
-                eprintln!(
+                progress_println(&format!(
                     "warning: sample `{}` kept no completion of {}; stages reading it get no data from it",
                     stage.name, stats.seen
-                );
+                ));
             }
             artifacts.insert("data".into(), Value::String(rel(layout.run, &out)));
             artifacts.insert("stats".into(), Value::String(rel(layout.run, &stats_path)));
@@ -634,6 +633,207 @@ fn run_stage(
         }
     }
     Ok(artifacts)
+}
+
+/// What a finished stage hands back to the scheduler.
+struct StageOutput {
+    artifacts: Map<String, Value>,
+    benchmarks: Vec<String>,
+    evals: Vec<EvalRecord>,
+}
+
+/// Runs one stage and the evaluations after it.
+fn execute_stage(
+    layout: &Layout<'_>,
+    stage: &Stage,
+    alphabet: &[char],
+    resume: bool,
+    device: &Device,
+) -> Result<StageOutput> {
+    let config = layout.config;
+    let mut artifacts = run_stage(layout, stage, alphabet, resume, device)?;
+    let (benchmarks, settings) = match &stage.settings {
+        StageSettings::Eval(s) => {
+            let b = if stage.benchmarks.is_empty() {
+                config.eval.benchmarks.clone()
+            } else {
+                stage.benchmarks.clone()
+            };
+            (b, (**s).clone())
+        }
+        _ if stage.eval => (config.eval.benchmarks.clone(), config.eval.settings.clone()),
+        _ => (Vec::new(), config.eval.settings.clone()),
+    };
+    let mut evals = Vec::new();
+    if !benchmarks.is_empty() {
+        let model_dir = if stage.kind.makes_model() {
+            layout.stage(&stage.name)
+        } else {
+            layout.model(&stage.model)
+        };
+        let rewards = if stage.kind == StageKind::Eval {
+            stage.rewards.as_deref()
+        } else {
+            None
+        };
+        run_evals(
+            layout,
+            &stage.name,
+            &model_dir,
+            &benchmarks,
+            &settings,
+            rewards,
+            device,
+            &mut evals,
+            &mut artifacts,
+        )?;
+    }
+    Ok(StageOutput {
+        artifacts,
+        benchmarks,
+        evals,
+    })
+}
+
+/// Runs every stage that is not `done`, up to `parallel_stages` at a time, each once the
+/// stages it reads are done (config order among the ready ones). Only this thread touches
+/// `state` and `run.json`. After a failure no new stage starts; the running ones finish and
+/// the first failure is returned.
+fn schedule(
+    layout: &Layout<'_>,
+    alphabet: &[char],
+    device: &Device,
+    state: &mut RunState,
+) -> Result<()> {
+    let config = layout.config;
+    let run = layout.run;
+    let n = config.stages.len();
+    let deps: Vec<Vec<usize>> = (0..n).map(|i| config.dependencies(i)).collect();
+    let parallel = config.parallel_stages.max(1);
+    let pipeline_span = tracing::Span::current();
+    let mut launched: Vec<bool> = state
+        .stages
+        .iter()
+        .map(|s| s.status == Status::Done)
+        .collect();
+    let mut failure: Option<PipelineError> = None;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<StageOutput>)>();
+        let mut running: Vec<usize> = Vec::new();
+        loop {
+            while failure.is_none() && running.len() < parallel {
+                let Some(i) = (0..n).find(|&i| {
+                    !launched[i]
+                        && deps[i]
+                            .iter()
+                            .all(|&d| state.stages[d].status == Status::Done)
+                }) else {
+                    break;
+                };
+                launched[i] = true;
+                let resume = state.stages[i].status != Status::Pending;
+                state.stages[i].status = Status::Running;
+                if state.stages[i].started.is_none() {
+                    state.stages[i].started = Some(now_utc());
+                }
+                state.write(run)?;
+                // A stage started beside an earlier one in the file yields the CPU to it: the
+                // teacher's chain (first in the file, the longest) is slowed least.
+                let yield_cpu = running.iter().any(|&r| r < i);
+                running.push(i);
+                let stage = &config.stages[i];
+                let tx = tx.clone();
+                let parent = pipeline_span.clone();
+                scope.spawn(move || {
+                    let _s = tracing::info_span!(parent: &parent, "stage", name = %stage.name, kind = stage.kind.name())
+                        .entered();
+                    if parallel > 1 {
+                        set_progress_scope(Some(&stage.name));
+                    }
+                    if yield_cpu {
+                        lower_thread_priority();
+                    }
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        execute_stage(layout, stage, alphabet, resume, device)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "the stage panicked".into());
+                        Err(PipelineError::Stage {
+                            stage: stage.name.clone(),
+                            message,
+                        })
+                    });
+                    // The receiver outlives every sender of this scope.
+                    let _ = tx.send((i, result));
+                });
+            }
+            if running.is_empty() {
+                break;
+            }
+            let Ok((i, result)) = rx.recv() else {
+                break;
+            };
+            running.retain(|&r| r != i);
+            let name = config.stages[i].name.clone();
+            match result {
+                Ok(out) => {
+                    state
+                        .evals
+                        .retain(|e| !(e.stage == name && out.benchmarks.contains(&e.benchmark)));
+                    state.evals.extend(out.evals);
+                    // Config order, whichever stage finished first.
+                    state
+                        .evals
+                        .sort_by_key(|e| config.stages.iter().position(|s| s.name == e.stage));
+                    state.stages[i].artifacts = out.artifacts;
+                    state.stages[i].status = Status::Done;
+                    state.stages[i].finished = Some(now_utc());
+                    state.write(run)?;
+                    crate::report::write_report(run, state)?;
+                }
+                Err(e) => {
+                    state.stages[i].status = Status::Failed;
+                    state.write(run)?;
+                    let _ = crate::report::write_report(run, state);
+                    if failure.is_none() {
+                        failure = Some(match e {
+                            e @ PipelineError::Stage { .. } => e,
+                            e => PipelineError::Stage {
+                                stage: name,
+                                message: e.to_string(),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10; Linux threads have their own). The
+/// rayon pool that runs the big matmuls is shared and keeps its priority; what yields is the
+/// stage's single-threaded element-wise work. Elsewhere a no-op.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `gettid` takes no arguments and cannot fail; `setpriority` on the calling
+        // thread's id changes only that thread's nice value (an error leaves it unchanged).
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
+                tracing::debug!("could not lower a stage thread's priority");
+            }
+        }
+    }
 }
 
 /// Runs (or resumes) a whole pipeline.
@@ -708,76 +908,7 @@ pub fn run_pipeline(opts: &TrainOptions) -> Result<RunSummary> {
         }
     }
 
-    for (i, stage) in config.stages.iter().enumerate() {
-        if state.stages[i].status == Status::Done {
-            continue;
-        }
-        let resume = state.stages[i].status != Status::Pending;
-        state.stages[i].status = Status::Running;
-        if state.stages[i].started.is_none() {
-            state.stages[i].started = Some(now_utc());
-        }
-        state.write(run)?;
-        let _s =
-            tracing::info_span!("stage", name = %stage.name, kind = stage.kind.name()).entered();
-        let result = (|| -> Result<()> {
-            let mut artifacts = run_stage(&layout, stage, &alphabet, resume, &opts.device)?;
-            let (benchmarks, settings) = match &stage.settings {
-                StageSettings::Eval(s) => {
-                    let b = if stage.benchmarks.is_empty() {
-                        config.eval.benchmarks.clone()
-                    } else {
-                        stage.benchmarks.clone()
-                    };
-                    (b, (**s).clone())
-                }
-                _ if stage.eval => (config.eval.benchmarks.clone(), config.eval.settings.clone()),
-                _ => (Vec::new(), config.eval.settings.clone()),
-            };
-            if !benchmarks.is_empty() {
-                let model_dir = if stage.kind.makes_model() {
-                    layout.stage(&stage.name)
-                } else {
-                    layout.model(&stage.model)
-                };
-                let rewards = if stage.kind == StageKind::Eval {
-                    stage.rewards.as_deref()
-                } else {
-                    None
-                };
-                run_evals(
-                    &layout,
-                    &stage.name,
-                    &model_dir,
-                    &benchmarks,
-                    &settings,
-                    rewards,
-                    &opts.device,
-                    &mut state,
-                    &mut artifacts,
-                )?;
-            }
-            state.stages[i].artifacts = artifacts;
-            Ok(())
-        })();
-        match result {
-            Ok(()) => {
-                state.stages[i].status = Status::Done;
-                state.stages[i].finished = Some(now_utc());
-                state.write(run)?;
-                crate::report::write_report(run, &state)?;
-            }
-            Err(e) => {
-                state.stages[i].status = Status::Failed;
-                state.write(run)?;
-                let _ = crate::report::write_report(run, &state);
-                return Err(PipelineError::Stage {
-                    stage: stage.name.clone(),
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
+    schedule(&layout, &alphabet, &opts.device, &mut state)?;
     crate::report::write_report(run, &state)?;
     Ok(RunSummary {
         out: run.to_path_buf(),
