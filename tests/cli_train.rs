@@ -434,6 +434,9 @@ fn independent_stages_run_side_by_side() {
         &s(&config),
         "--set",
         "parallel_stages=3",
+        // By default a stage reads the newest model; the student's pretraining reads the base.
+        "--set",
+        "student_base.model=base",
         "--out",
         &s(&run),
     ]));

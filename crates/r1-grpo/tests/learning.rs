@@ -315,8 +315,12 @@ fn gradient_accumulation_matches_one_big_batch_and_warmup_starts_at_zero() {
             .zip(two.iter().flatten())
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
+        // AdamW's first step is about `lr * sign(g)` wherever |g| >> eps, so rounding in the
+        // summed gradients (SIMD reductions, thread splits) moves weights whose gradients are
+        // near eps by a fraction of `lr` (1e-3): 5e-5 is 5% of one step. A wrongly scaled
+        // accumulation shows in the gradient norm above.
         assert!(
-            d < 1e-5,
+            d < 5e-5,
             "{loss_type:?}: weights differ by {d} between 1 and 2 micro-batches"
         );
     }
