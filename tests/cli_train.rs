@@ -434,9 +434,6 @@ fn independent_stages_run_side_by_side() {
         &s(&config),
         "--set",
         "parallel_stages=3",
-        // By default a stage reads the newest model; the student's pretraining reads the base.
-        "--set",
-        "student_base.model=base",
         "--out",
         &s(&run),
     ]));
@@ -457,7 +454,8 @@ fn independent_stages_run_side_by_side() {
             .all(|s| s["status"] == "done"),
         "{state}"
     );
-    // The student's pretraining reads nothing the teacher makes: it starts with the first stage.
+    // The student's pretraining builds a new model (its `model` defaults to the newest, unread)
+    // and reads nothing the teacher makes: it starts with the first stage.
     assert!(
         time("student_base", "started") <= time("pretrain", "finished"),
         "{state}"

@@ -249,11 +249,14 @@ pub struct PipelineConfig {
 
 impl PipelineConfig {
     /// The earlier stages that stage `i` reads (its `model`, `data` and `teacher`), as indices.
+    /// A stage with an `architecture` builds a new model and reads no `model`.
     pub fn dependencies(&self, i: usize) -> Vec<usize> {
         let Some(stage) = self.stages.get(i) else {
             return Vec::new();
         };
-        let names = std::iter::once(&stage.model)
+        let model = stage.architecture.is_none().then_some(&stage.model);
+        let names = model
+            .into_iter()
             .chain(&stage.data)
             .chain(stage.teacher.as_ref());
         let mut deps: Vec<usize> = names
@@ -1315,7 +1318,7 @@ learning_rate = 1e-5
     #[test]
     fn stages_depend_on_the_stages_they_read() {
         let text = format!(
-            "{GOOD}\n[[stage]]\nname = \"student\"\nkind = \"pretrain\"\nmodel = \"base\"\n\
+            "{GOOD}\n[[stage]]\nname = \"student\"\nkind = \"pretrain\"\n\
              data = \"corpus\"\nmax_steps = 5\narchitecture = {{ hidden_size = 16 }}\n\n\
              [[stage]]\nname = \"rs\"\nkind = \"sample\"\nmodel = \"grpo\"\ndata = \"arith\"\n\n\
              [[stage]]\nname = \"distill\"\nkind = \"distill\"\nmodel = \"student\"\n\
