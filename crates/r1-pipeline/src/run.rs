@@ -757,14 +757,9 @@ fn schedule(
                         execute_stage(layout, stage, alphabet, resume, device)
                     }))
                     .unwrap_or_else(|panic| {
-                        let message = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "the stage panicked".into());
                         Err(PipelineError::Stage {
                             stage: stage.name.clone(),
-                            message,
+                            message: r1_rewards::plugin::sdk::panic_message(panic.as_ref()),
                         })
                     });
                     // The receiver outlives every sender of this scope.

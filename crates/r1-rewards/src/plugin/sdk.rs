@@ -37,7 +37,8 @@ fn c_string(msg: &str) -> CString {
     CString::new(msg.replace('\0', " ")).unwrap_or_default()
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic (`&str` or `String` payloads; "unknown panic" otherwise).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {
