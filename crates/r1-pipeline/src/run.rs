@@ -745,23 +745,27 @@ fn schedule(
                 let tx = tx.clone();
                 let parent = pipeline_span.clone();
                 scope.spawn(move || {
-                    let _s = tracing::info_span!(parent: &parent, "stage", name = %stage.name, kind = stage.kind.name())
-                        .entered();
-                    if parallel > 1 {
-                        set_progress_scope(Some(&stage.name));
-                    }
-                    if yield_cpu {
-                        lower_thread_priority();
-                    }
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        execute_stage(layout, stage, alphabet, resume, device)
-                    }))
-                    .unwrap_or_else(|panic| {
-                        Err(PipelineError::Stage {
-                            stage: stage.name.clone(),
-                            message: r1_rewards::plugin::sdk::panic_message(panic.as_ref()),
+                    let span = tracing::info_span!(parent: &parent, "stage", name = %stage.name, kind = stage.kind.name());
+                    let work = || {
+                        let _s = span.clone().entered();
+                        if parallel > 1 {
+                            set_progress_scope(Some(&stage.name));
+                        }
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            execute_stage(layout, stage, alphabet, resume, device)
+                        }))
+                        .unwrap_or_else(|panic| {
+                            Err(PipelineError::Stage {
+                                stage: stage.name.clone(),
+                                message: r1_rewards::plugin::sdk::panic_message(panic.as_ref()),
+                            })
                         })
-                    });
+                    };
+                    let result = if yield_cpu {
+                        run_yielding(work)
+                    } else {
+                        work()
+                    };
                     // The receiver outlives every sender of this scope.
                     let _ = tx.send((i, result));
                 });
@@ -814,9 +818,28 @@ fn schedule(
     }
 }
 
-/// Lowers the calling thread's CPU priority (nice 10; Linux threads have their own). The
-/// rayon pool that runs the big matmuls is shared and keeps its priority; what yields is the
-/// stage's single-threaded element-wise work. Elsewhere a no-op.
+/// Runs `work` at a lower CPU priority on a one-thread rayon pool of its own: the stage's
+/// element-wise work and its matmuls (which would otherwise go to the shared pool at full
+/// priority) both yield to the stage it was started beside. A thread-count change alone
+/// leaves the numbers as they are (gemm splits rows and columns, not the reduction).
+fn run_yielding<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| "r1-stage-low".into())
+        .start_handler(|_| lower_thread_priority())
+        .build()
+    {
+        Ok(pool) => pool.install(work),
+        Err(e) => {
+            tracing::debug!("no thread pool for a yielding stage: {e}");
+            lower_thread_priority();
+            work()
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10; Linux threads have their own).
+/// Elsewhere a no-op.
 fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     {
