@@ -940,6 +940,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_yielding_stage_runs_on_one_low_priority_thread_of_its_own() {
+        let caller = std::thread::current().id();
+        let caller_nice = current_nice();
+        let (threads, other, name, nice) = run_yielding(|| {
+            (
+                rayon::current_num_threads(),
+                std::thread::current().id() != caller,
+                std::thread::current().name().map(str::to_string),
+                current_nice(),
+            )
+        });
+        assert_eq!(
+            threads, 1,
+            "the stage's matmuls must not reach the shared pool"
+        );
+        assert!(
+            other,
+            "the work runs on the pool's thread, not the caller's"
+        );
+        assert_eq!(name.as_deref(), Some("r1-stage-low"));
+        if cfg!(target_os = "linux") {
+            assert!(nice >= 10, "the pool's thread runs at nice 10, got {nice}");
+            assert_eq!(current_nice(), caller_nice, "the caller keeps its priority");
+        }
+    }
+
+    fn current_nice() -> i32 {
+        #[cfg(target_os = "linux")]
+        // SAFETY: as in `lower_thread_priority`; `getpriority` only reads the thread's nice value.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        }
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
+    #[test]
     fn timestamps_are_rfc3339_and_subtract() {
         let t = now_utc();
         assert_eq!(t.len(), 24, "{t}");
