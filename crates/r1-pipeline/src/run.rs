@@ -747,7 +747,7 @@ fn schedule(
                 scope.spawn(move || {
                     let span = tracing::info_span!(parent: &parent, "stage", name = %stage.name, kind = stage.kind.name());
                     let work = || {
-                        let _s = span.clone().entered();
+                        let _s = span.entered();
                         if parallel > 1 {
                             set_progress_scope(Some(&stage.name));
                         }
@@ -842,16 +842,18 @@ fn run_yielding<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 /// Elsewhere a no-op.
 fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: `gettid` takes no arguments and cannot fail; `setpriority` on the calling
-        // thread's id changes only that thread's nice value (an error leaves it unchanged).
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
-                tracing::debug!("could not lower a stage thread's priority");
-            }
-        }
+    // SAFETY: `setpriority` on the calling thread's id changes only that thread's nice value
+    // (an error leaves it unchanged).
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, current_tid(), 10) } != 0 {
+        tracing::debug!("could not lower a stage thread's priority");
     }
+}
+
+/// The calling thread's kernel id, which Linux's priority calls take for one thread.
+#[cfg(target_os = "linux")]
+fn current_tid() -> libc::id_t {
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::id_t }
 }
 
 /// Runs (or resumes) a whole pipeline.
@@ -968,10 +970,9 @@ mod tests {
 
     fn current_nice() -> i32 {
         #[cfg(target_os = "linux")]
-        // SAFETY: as in `lower_thread_priority`; `getpriority` only reads the thread's nice value.
+        // SAFETY: `getpriority` only reads the calling thread's nice value.
         unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::getpriority(libc::PRIO_PROCESS, tid)
+            libc::getpriority(libc::PRIO_PROCESS, current_tid())
         }
         #[cfg(not(target_os = "linux"))]
         0
