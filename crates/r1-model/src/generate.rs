@@ -78,7 +78,9 @@ pub struct Generation {
     pub finish_reason: FinishReason,
 }
 
-fn row_seed(seed: u64, row: usize) -> u64 {
+/// The seed of row `row`'s sampler in a call seeded with `seed`: sampling `n` completions of one
+/// prompt elsewhere (a server's `n` choices) with these seeds draws what [`generate`] draws.
+pub fn row_seed(seed: u64, row: usize) -> u64 {
     seed ^ (row as u64)
         .wrapping_add(1)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)

@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod batching;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -40,10 +41,11 @@ pub mod sampling;
 pub mod tokenizer;
 pub mod weights;
 
+pub use batching::{ContinuousBatch, SeqId, SeqParams, TokenEvent};
 pub use cache::KvCache;
 pub use config::{Architecture, ModelConfig, RopeConfig, RopeScaling};
 pub use error::{ModelError, Result};
-pub use generate::{FinishReason, Generation, GenerationConfig, generate};
+pub use generate::{FinishReason, Generation, GenerationConfig, generate, row_seed};
 pub use logprobs::{continuation_logprobs, selective_log_softmax};
 pub use model::{Batch, CausalLm};
 pub use pretrained::{GenerationDefaults, Pretrained, save_pretrained};

@@ -171,6 +171,26 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut Rng) -> (u32, f
     (chosen, z[chosen as usize] - lse)
 }
 
+/// The `k` most likely tokens under `softmax(logits / temperature)` with their log-probs, most
+/// likely first (ties to the lower id): the alternatives an OpenAI-style `top_logprobs` reports
+/// beside the log-prob that [`sample`] returns.
+pub fn top_logprobs(logits: &[f32], temperature: f32, k: usize) -> Vec<(u32, f32)> {
+    if k == 0 || logits.is_empty() {
+        return Vec::new();
+    }
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let z: Vec<f32> = logits.iter().map(|v| v / t).collect();
+    let lse = log_sum_exp(z.iter().copied());
+    let mut ids: Vec<u32> = (0..z.len() as u32).collect();
+    let k = k.min(ids.len());
+    if k < ids.len() {
+        ids.select_nth_unstable_by(k - 1, by_value_desc(&z));
+        ids.truncate(k);
+    }
+    ids.sort_unstable_by(by_value_desc(&z));
+    ids.into_iter().map(|i| (i, z[i as usize] - lse)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +202,19 @@ mod tests {
         assert_eq!(id, 1);
         let lse = (1f32 + 2.0 * 2f32.exp() + 1f32.exp()).ln();
         assert!((lp - (2.0 - lse)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_logprobs_are_sorted_log_softmax() {
+        let logits = [1.0f32, 3.0, 2.0, 3.0];
+        let top = top_logprobs(&logits, 1.0, 3);
+        let ids: Vec<u32> = top.iter().map(|t| t.0).collect();
+        assert_eq!(ids, vec![1, 3, 2]);
+        let lse = logits.iter().map(|v| v.exp()).sum::<f32>().ln();
+        assert!((top[2].1 - (2.0 - lse)).abs() < 1e-6);
+        let mut rng = Rng::new(0);
+        let (id, lp) = sample(&logits, &SamplingParams::greedy(), &mut rng);
+        assert_eq!((id, lp), top[0]);
     }
 
     #[test]
