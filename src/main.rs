@@ -32,6 +32,9 @@ enum Command {
     Grpo(commands::grpo::GrpoArgs),
     /// Evaluate: pass@1 over k samples, cons@k, pass@k, format rate.
     Eval(commands::eval::EvalArgs),
+    /// Serve a checkpoint over OpenAI's API (chat and text completions, streaming, continuous
+    /// batching).
+    Serve(commands::serve::ServeArgs),
     /// Run R1's multi-stage pipeline from a TOML file (default: the built-in tiny run).
     Train(commands::train::TrainArgs),
 }
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Grpo(args) => commands::grpo::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Train(args) => commands::train::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

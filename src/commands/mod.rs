@@ -6,6 +6,7 @@ pub mod grpo;
 pub mod logprobs;
 pub mod reward;
 pub mod sample;
+pub mod serve;
 pub mod sft;
 pub mod train;
 
