@@ -40,6 +40,9 @@ pub struct State {
 
 type Shared = Arc<State>;
 
+/// Bodies up to this size are read to the end before a 413, larger ones cut off.
+const DRAIN_BYTES: usize = 64 << 20;
+
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -150,16 +153,14 @@ async fn json_body(
         )
         .code("request_too_large")
     };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && len > state.max_body_bytes
-    {
-        return Err(too_big());
-    }
-    let bytes: Bytes = axum::body::to_bytes(body, state.max_body_bytes)
+    // The whole body is read (up to a hard bound) even when it is too large, so that a client
+    // still sending gets the 413 instead of a broken pipe.
+    let bytes: Bytes = axum::body::to_bytes(body, state.max_body_bytes.max(DRAIN_BYTES))
         .await
         .map_err(|_| too_big())?;
+    if bytes.len() > state.max_body_bytes {
+        return Err(too_big());
+    }
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}")))?;
     match value {
