@@ -124,6 +124,25 @@ fn the_openai_client_gets_what_it_expects() {
 }
 
 #[test]
+fn a_full_queue_answers_429_and_a_disconnect_leaves_the_server_serving() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let model = fixture("qwen2-tied");
+    let (_server, base) = serve(
+        model.to_str().expect("path"),
+        &["--max-batch", "1", "--max-queue", "1"],
+    );
+    let status = Command::new(&python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/serve/queue_client.py"))
+        .args([&format!("{base}/v1"), "tiny"])
+        .status()
+        .expect("run python");
+    assert!(
+        status.success(),
+        "the queue checks failed (see their output)"
+    );
+}
+
+#[test]
 fn a_bad_model_folder_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_r1"))
         .args(["serve", "--model", "/nonexistent/model", "--port", "0"])

@@ -18,6 +18,9 @@ fn load(name: &str) -> Pretrained {
     Pretrained::load(&dir, Some(DType::F32), &Device::default()).expect("load fixture")
 }
 
+/// Each sequence's tokens, log-probs and finish reason.
+type Outcomes = HashMap<u64, (Vec<u32>, Vec<f32>, Option<FinishReason>)>;
+
 /// Set when a step found the cache shorter than before it: a compaction happened.
 static COMPACTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -55,10 +58,10 @@ fn run(
     budgets: &[usize],
     sampling: &SamplingParams,
     cancel: Option<(u64, usize)>,
-) -> HashMap<u64, (Vec<u32>, Vec<f32>, Option<FinishReason>)> {
+) -> Outcomes {
     let prompts = prompts();
     let mut batch = ContinuousBatch::new(capacity, p.pad_token_id());
-    let mut out: HashMap<u64, (Vec<u32>, Vec<f32>, Option<FinishReason>)> = HashMap::new();
+    let mut out = Outcomes::new();
     let mut step = 0;
     loop {
         let joining: Vec<_> = plan

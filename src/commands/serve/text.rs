@@ -68,7 +68,7 @@ pub fn split_reasoning(text: &str, thinking: bool, done: bool) -> (String, Strin
 }
 
 /// The part of `now` after the `sent` bytes already streamed (empty if nothing new).
-pub fn delta<'a>(now: &'a str, sent: usize) -> &'a str {
+pub fn delta(now: &str, sent: usize) -> &str {
     now.get(sent..).unwrap_or("")
 }
 
