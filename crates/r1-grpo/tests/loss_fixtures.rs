@@ -152,7 +152,10 @@ fn trl_loss_fixtures() {
             .try_to_vec::<f32>()
             .expect("loss")[0] as f64;
         let want_loss = expected["loss"].as_f64().expect("loss");
-        if (loss - want_loss).abs() > 1e-5 * want_loss.abs().max(1e-3) {
+        // A loss near zero is a mean of order-1 terms that cancel: f32 sums carry ~1e-7 of
+        // absolute error whatever the result, and the order of the sum moves with the SIMD
+        // width (AVX2 against AVX-512), so the relative bound has a 1e-7 absolute floor.
+        if (loss - want_loss).abs() > 1e-5 * want_loss.abs().max(1e-2) {
             failures.push(format!("{name}: loss {loss} vs TRL {want_loss}"));
             continue;
         }
