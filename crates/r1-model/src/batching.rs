@@ -9,12 +9,10 @@
 //! row's real slots and positions come from each row's own token count, so a sequence computes
 //! the same numbers whatever runs beside it: greedy output does not depend on the company.
 
-use burn::tensor::Tensor;
-
 use crate::cache::KvCache;
 use crate::error::{ModelError, Result};
-use crate::generate::FinishReason;
-use crate::model::{Batch, CausalLm, read_f32};
+use crate::generate::{FinishReason, hits_stop, last_logits, max_stop_chars};
+use crate::model::{Batch, CausalLm};
 use crate::rng::Rng;
 use crate::sampling::{SamplingParams, sample, top_logprobs};
 use crate::tokenizer::Tokenizer;
@@ -180,12 +178,7 @@ impl ContinuousBatch {
         let mut keep = Vec::with_capacity(new.len());
         let mut joined = Vec::with_capacity(new.len());
         for (i, ((id, params), row_logits)) in new.into_iter().zip(&logits).enumerate() {
-            let max_stop_chars = params
-                .stop_strings
-                .iter()
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0);
+            let max_stop_chars = max_stop_chars(&params.stop_strings);
             let mut row = Row {
                 id,
                 rng: Rng::new(params.seed),
@@ -312,20 +305,13 @@ impl Row {
         );
         self.completion.push(token);
         let mut stop = !self.params.ignore_eos && self.params.eos_token_ids.contains(&token);
-        if !stop
-            && self.max_stop_chars > 0
-            && let Some(tok) = tokenizer
-        {
-            let tail_start = self
-                .completion
-                .len()
-                .saturating_sub(self.max_stop_chars + 8);
-            let tail = tok.decode(&self.completion[tail_start..], false)?;
-            stop = self
-                .params
-                .stop_strings
-                .iter()
-                .any(|s| tail.contains(s.as_str()));
+        if !stop && let Some(tok) = tokenizer {
+            stop = hits_stop(
+                tok,
+                &self.completion,
+                &self.params.stop_strings,
+                self.max_stop_chars,
+            )?;
         }
         let finish = if stop {
             Some(FinishReason::Stop)
@@ -342,14 +328,4 @@ impl Row {
             finish,
         })
     }
-}
-
-/// Last-position logits of every row as host vectors.
-fn last_logits(model: &CausalLm, hidden: Tensor<3>) -> Result<Vec<Vec<f32>>> {
-    let [b, t, h] = hidden.dims();
-    let last = hidden.slice([0..b, t - 1..t, 0..h]);
-    let logits = model.logits(last);
-    let v = logits.dims()[2];
-    let flat = read_f32(logits)?;
-    Ok((0..b).map(|r| flat[r * v..(r + 1) * v].to_vec()).collect())
 }

@@ -86,11 +86,39 @@ pub fn row_seed(seed: u64, row: usize) -> u64 {
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Reads the last-position logits `[batch, 1, vocab]` back as one f32 vector per row.
-fn host_rows(logits: Tensor<3>) -> Result<Vec<Vec<f32>>> {
-    let [b, _, v] = logits.dims();
+/// The logits at the last position of `hidden` `[batch, seq, hidden]`, one host vector per row.
+pub(crate) fn last_logits(model: &CausalLm, hidden: Tensor<3>) -> Result<Vec<Vec<f32>>> {
+    let [b, t, h] = hidden.dims();
+    let logits = model.logits(hidden.slice([0..b, t - 1..t, 0..h]));
+    let v = logits.dims()[2];
     let flat = read_f32(logits)?;
     Ok((0..b).map(|r| flat[r * v..(r + 1) * v].to_vec()).collect())
+}
+
+/// Characters of the longest stop string (0 without any).
+pub(crate) fn max_stop_chars(stop_strings: &[String]) -> usize {
+    stop_strings
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether the decoded tail of `completion` contains one of `stop_strings`; `max_stop` is
+/// [`max_stop_chars`] of them. Only the last few tokens are decoded: a stop string that has just
+/// appeared lies within them.
+pub(crate) fn hits_stop(
+    tokenizer: &Tokenizer,
+    completion: &[u32],
+    stop_strings: &[String],
+    max_stop: usize,
+) -> Result<bool> {
+    if max_stop == 0 {
+        return Ok(false);
+    }
+    let tail_start = completion.len().saturating_sub(max_stop + 8);
+    let tail = tokenizer.decode(&completion[tail_start..], false)?;
+    Ok(stop_strings.iter().any(|s| tail.contains(s.as_str())))
 }
 
 /// Generates a completion for each prompt, all in one batch.
@@ -134,12 +162,7 @@ pub fn generate(
         })
         .collect();
     let mut done = vec![config.max_new_tokens == 0; b];
-    let max_stop = config
-        .stop_strings
-        .iter()
-        .map(|s| s.chars().count())
-        .max()
-        .unwrap_or(0);
+    let max_stop = max_stop_chars(&config.stop_strings);
 
     let mut offsets = vec![0usize; b];
     let mut step_batch = prompt_batch;
@@ -148,9 +171,7 @@ pub fn generate(
         let span = if step == 0 { "prefill" } else { "decode" };
         let _s = tracing::debug_span!("step", phase = span, step).entered();
         let hidden = model.forward_hidden(&step_batch, &offsets, Some(&mut cache))?;
-        let [hb, t, hs] = hidden.dims();
-        let last = hidden.slice([0..hb, t - 1..t, 0..hs]);
-        let rows = host_rows(model.logits(last))?;
+        let rows = last_logits(model, hidden)?;
         for (offset, row) in offsets
             .iter_mut()
             .zip(step_batch.attention_mask.chunks(step_batch.seq))
@@ -168,16 +189,8 @@ pub fn generate(
             g.completion_ids.push(id);
             g.completion_logprobs.push(lp);
             let mut stop = !config.ignore_eos && config.eos_token_ids.contains(&id);
-            if !stop
-                && let Some(tok) = tokenizer
-                && max_stop > 0
-            {
-                let tail_start = g.completion_ids.len().saturating_sub(max_stop + 8);
-                let tail = tok.decode(&g.completion_ids[tail_start..], false)?;
-                stop = config
-                    .stop_strings
-                    .iter()
-                    .any(|s| tail.contains(s.as_str()));
+            if !stop && let Some(tok) = tokenizer {
+                stop = hits_stop(tok, &g.completion_ids, &config.stop_strings, max_stop)?;
             }
             if stop {
                 g.finish_reason = FinishReason::Stop;
