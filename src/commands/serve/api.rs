@@ -361,7 +361,8 @@ fn chat_messages(m: &Map<String, Value>) -> ApiResult<Value> {
     Ok(Value::Array(out))
 }
 
-fn now() -> u64 {
+/// Seconds since the Unix epoch (OpenAI's `created`).
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -377,11 +378,13 @@ fn fresh_seed(state: &State) -> u64 {
     t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// One prompt's `n` sequences, submitted to the engine.
+/// A request's sequences (`n` per prompt), submitted to the engine; updates of all of them
+/// arrive on one channel.
 struct Running {
+    /// Prompt tokens over every prompt.
     prompt_tokens: usize,
     rx: mpsc::UnboundedReceiver<Update>,
-    /// Sequence id of each choice.
+    /// Sequence id of each choice: prompt `p`'s choice `j` is entry `p * n + j`.
     ids: Vec<u64>,
 }
 
@@ -391,9 +394,10 @@ fn submit(
     c: &Common,
     top_logprobs: usize,
     prompt_param: &str,
-) -> ApiResult<Vec<Running>> {
+) -> ApiResult<Running> {
     let mut subs = Vec::new();
-    let mut running = Vec::new();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut ids = Vec::with_capacity(prompts.len() * c.n);
     let base_seed = c.seed.unwrap_or_else(|| fresh_seed(state));
     for (p_index, prompt) in prompts.iter().enumerate() {
         if prompt.is_empty() {
@@ -414,8 +418,6 @@ fn submit(
             .param(prompt_param)
             .code("context_length_exceeded"));
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut ids = Vec::with_capacity(c.n);
         for j in 0..c.n {
             let id = state.next_id.fetch_add(1, Ordering::SeqCst) as u64;
             ids.push(id);
@@ -434,11 +436,6 @@ fn submit(
                 reply: tx.clone(),
             });
         }
-        running.push(Running {
-            prompt_tokens: prompt.len(),
-            rx,
-            ids,
-        });
     }
     let n = subs.len();
     let before = state.queued.fetch_add(n, Ordering::SeqCst);
@@ -463,7 +460,11 @@ fn submit(
         state.queued.fetch_sub(n, Ordering::SeqCst);
         return Err(ApiError::internal("the engine has stopped"));
     }
-    Ok(running)
+    Ok(Running {
+        prompt_tokens: prompts.iter().map(Vec::len).sum(),
+        rx,
+        ids,
+    })
 }
 
 /// Tokens of one choice so far.
@@ -514,6 +515,82 @@ async fn collect(r: &mut Running) -> ApiResult<Vec<Choice>> {
     Ok(choices)
 }
 
+/// The fields every response object and chunk of a request carries.
+struct Envelope {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: String,
+}
+
+impl Envelope {
+    fn wrap(&self, choices: Value, usage: Option<Value>) -> Value {
+        let mut v = json!({
+            "id": self.id, "object": self.object, "created": self.created,
+            "model": self.model, "choices": choices,
+        });
+        if let Some(u) = usage {
+            v["usage"] = u;
+        }
+        v
+    }
+}
+
+/// Streams `r` as server-sent events: after each token, `choice(j, choice, event, text)` turns
+/// choice `j` (its visible text so far in `text`) into the chunk's choice object, or `None` when
+/// there is nothing to send. The stream ends with a usage chunk when asked, then `[DONE]`. A
+/// client that goes away drops the receiver, and with it `r`, which cancels the sequences.
+fn stream_sse<F>(
+    mut r: Running,
+    tok: Arc<Tokenizer>,
+    stops: Vec<String>,
+    include_usage: bool,
+    envelope: Envelope,
+    mut choice: F,
+) -> Response
+where
+    F: FnMut(usize, &mut Choice, &TokenEvent, String) -> Option<Value> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel::<Result<Event, Infallible>>();
+    tokio::spawn(async move {
+        let send = |v: Value| tx.send(Ok(Event::default().data(v.to_string()))).is_ok();
+        let mut choices: Vec<Choice> = (0..r.ids.len()).map(|_| Choice::default()).collect();
+        let mut completion_tokens = 0;
+        while choices.iter().any(|c| c.finish.is_none()) {
+            let e = match r.rx.recv().await {
+                Some(Update::Token(e)) => e,
+                Some(Update::Error(msg)) => {
+                    send(json!({"error": {
+                        "message": msg, "type": "server_error", "param": null, "code": null,
+                    }}));
+                    return;
+                }
+                None => return,
+            };
+            let Some(j) = r.ids.iter().position(|&i| i == e.id) else {
+                continue;
+            };
+            completion_tokens += 1;
+            let ch = &mut choices[j];
+            ch.ids.push(e.token);
+            ch.finish = e.finish;
+            let Ok(text) = ch.text(&tok, &stops) else {
+                return;
+            };
+            if let Some(c) = choice(j, ch, &e, text)
+                && !send(envelope.wrap(json!([c]), None))
+            {
+                return;
+            }
+        }
+        if include_usage {
+            send(envelope.wrap(json!([]), Some(usage(r.prompt_tokens, completion_tokens))));
+        }
+        let _ = tx.send(Ok(Event::default().data("[DONE]")));
+    });
+    Sse::new(tokio_stream::wrappers::UnboundedReceiverStream::new(rx)).into_response()
+}
+
 fn chat_logprobs(tok: &Tokenizer, events: &[TokenEvent]) -> Value {
     let entry = |id: u32, lp: f32| {
         let t = token_text(tok, id);
@@ -539,16 +616,14 @@ fn usage(prompt_tokens: usize, completion_tokens: usize) -> Value {
     })
 }
 
-async fn models(AxState(state): AxState<Shared>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
-        return e.into_response();
-    }
+async fn models(AxState(state): AxState<Shared>, headers: HeaderMap) -> ApiResult<Response> {
+    authorize(&state, &headers)?;
     let root = state
         .folder
         .read()
         .map(|f| f.display().to_string())
         .unwrap_or_default();
-    axum::Json(json!({"object": "list", "data": [{
+    Ok(axum::Json(json!({"object": "list", "data": [{
         "id": state.name,
         "object": "model",
         "created": state.created,
@@ -556,17 +631,14 @@ async fn models(AxState(state): AxState<Shared>, headers: HeaderMap) -> Response
         "root": root,
         "max_model_len": state.max_model_len,
     }]}))
-    .into_response()
+    .into_response())
 }
 
-async fn chat(AxState(state): AxState<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match chat_inner(state, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn chat_inner(state: Shared, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+async fn chat(
+    AxState(state): AxState<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let m = json_body(&state, &headers, body).await?;
     let c = common(&state, &m)?;
     let messages = chat_messages(&m)?;
@@ -595,58 +667,27 @@ async fn chat_inner(state: Shared, headers: HeaderMap, body: Body) -> ApiResult<
     let prompt = tok
         .encode(&rendered, false)
         .map_err(|e| ApiError::bad(e.to_string()).param("messages"))?;
-    let mut running = submit(&state, &[prompt], &c, top, "messages")?;
-    let mut r = running
-        .pop()
-        .ok_or_else(|| ApiError::internal("nothing submitted"))?;
-    let id = format!("chatcmpl-{}", r.ids[0]);
-    let created = now();
-    let name = state.name.clone();
+    let mut r = submit(&state, &[prompt], &c, top, "messages")?;
+    let envelope = Envelope {
+        id: format!("chatcmpl-{}", r.ids[0]),
+        object: "chat.completion",
+        created: now(),
+        model: state.name.clone(),
+    };
     if c.stream {
-        let (tx, rx) = mpsc::unbounded_channel::<Result<Event, Infallible>>();
-        let stops = c.stop.clone();
-        let include_usage = c.include_usage;
-        tokio::spawn(async move {
-            let chunk = |choices: Value, usage_v: Option<Value>| {
-                let mut v = json!({
-                    "id": id, "object": "chat.completion.chunk", "created": created,
-                    "model": name, "choices": choices,
-                });
-                if let Some(u) = usage_v {
-                    v["usage"] = u;
-                }
-                Event::default().data(v.to_string())
-            };
-            let mut choices: Vec<Choice> = (0..r.ids.len()).map(|_| Choice::default()).collect();
-            let mut completion_tokens = 0;
-            while choices.iter().any(|c| c.finish.is_none()) {
-                let update = match r.rx.recv().await {
-                    Some(u) => u,
-                    None => return,
-                };
-                let e = match update {
-                    Update::Token(e) => e,
-                    Update::Error(msg) => {
-                        let err = json!({"error": {"message": msg, "type": "server_error", "param": null, "code": null}});
-                        let _ = tx.send(Ok(Event::default().data(err.to_string())));
-                        return;
-                    }
-                };
-                let Some(j) = r.ids.iter().position(|&i| i == e.id) else {
-                    continue;
-                };
-                completion_tokens += 1;
-                let ch = &mut choices[j];
-                ch.ids.push(e.token);
-                ch.finish = e.finish;
-                let lp = if logprobs {
-                    Some(chat_logprobs(&tok, std::slice::from_ref(&e)))
-                } else {
-                    None
-                };
-                let Ok(text) = ch.text(&tok, &stops) else {
-                    return;
-                };
+        let tok_for_chunks = tok.clone();
+        let envelope = Envelope {
+            object: "chat.completion.chunk",
+            ..envelope
+        };
+        return Ok(stream_sse(
+            r,
+            tok,
+            c.stop.clone(),
+            c.include_usage,
+            envelope,
+            move |j, ch, e, text| {
+                let lp = logprobs.then(|| chat_logprobs(&tok_for_chunks, std::slice::from_ref(e)));
                 let (rs, cs) = if reasoning {
                     split_reasoning(&text, thinking, ch.finish.is_some())
                 } else {
@@ -670,25 +711,13 @@ async fn chat_inner(state: Shared, headers: HeaderMap, body: Body) -> ApiResult<
                 }
                 let finish = ch.finish.map(FinishReason::as_str);
                 if d.is_empty() && finish.is_none() && lp.is_none() {
-                    continue;
+                    return None;
                 }
-                let choice = json!([{
+                Some(json!({
                     "index": j, "delta": Value::Object(d), "logprobs": lp, "finish_reason": finish,
-                }]);
-                if tx.send(Ok(chunk(choice, None))).is_err() {
-                    return; // the client went away: dropping `r` cancels the sequences
-                }
-            }
-            if include_usage {
-                let _ = tx.send(Ok(chunk(
-                    json!([]),
-                    Some(usage(r.prompt_tokens, completion_tokens)),
-                )));
-            }
-            let _ = tx.send(Ok(Event::default().data("[DONE]")));
-        });
-        let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
-        return Ok(Sse::new(stream).into_response());
+                }))
+            },
+        ));
     }
     let choices = collect(&mut r).await?;
     let mut out = Vec::with_capacity(choices.len());
@@ -719,11 +748,11 @@ async fn chat_inner(state: Shared, headers: HeaderMap, body: Body) -> ApiResult<
             "finish_reason": ch.finish.map(FinishReason::as_str),
         }));
     }
-    Ok(axum::Json(json!({
-        "id": id, "object": "chat.completion", "created": created, "model": state.name,
-        "choices": out, "usage": usage(r.prompt_tokens, completion_tokens),
-    }))
-    .into_response())
+    let body = envelope.wrap(
+        Value::Array(out),
+        Some(usage(r.prompt_tokens, completion_tokens)),
+    );
+    Ok(axum::Json(body).into_response())
 }
 
 /// `prompt` of `/v1/completions`: a string, a list of strings, a list of ids or a list of lists.
@@ -786,14 +815,11 @@ fn completion_logprobs(tok: &Tokenizer, events: &[TokenEvent]) -> Value {
     json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
 }
 
-async fn completions(AxState(state): AxState<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match completions_inner(state, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn completions_inner(state: Shared, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+async fn completions(
+    AxState(state): AxState<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let m = json_body(&state, &headers, body).await?;
     let c = common(&state, &m)?;
     if opt_bool(&m, "echo")?.unwrap_or(false) {
@@ -809,142 +835,83 @@ async fn completions_inner(state: Shared, headers: HeaderMap, body: Body) -> Api
         .map_err(|_| ApiError::internal("tokenizer lock poisoned"))?
         .clone();
     let prompts = completion_prompts(&tok, &m)?;
-    let running = submit(&state, &prompts, &c, top.unwrap_or(0), "prompt")?;
-    let id = format!("cmpl-{}", running[0].ids[0]);
-    let created = now();
+    let mut r = submit(&state, &prompts, &c, top.unwrap_or(0), "prompt")?;
+    let envelope = Envelope {
+        id: format!("cmpl-{}", r.ids[0]),
+        object: "text_completion",
+        created: now(),
+        model: state.name.clone(),
+    };
     if c.stream {
-        let (tx, rx) = mpsc::unbounded_channel::<Result<Event, Infallible>>();
-        let name = state.name.clone();
-        let stops = c.stop.clone();
-        let include_usage = c.include_usage;
-        let n = c.n;
-        tokio::spawn(async move {
-            // Merge every prompt's updates into one stream of choices `p * n + j`.
-            let (mtx, mut mrx) = mpsc::unbounded_channel::<(usize, Update)>();
-            let mut owners = Vec::new();
-            let mut prompt_tokens = 0;
-            let all_ids: Vec<Vec<u64>> = running.iter().map(|r| r.ids.clone()).collect();
-            for (p, mut r) in running.into_iter().enumerate() {
-                prompt_tokens += r.prompt_tokens;
-                let mtx = mtx.clone();
-                owners.push(tokio::spawn(async move {
-                    while let Some(u) = r.rx.recv().await {
-                        if mtx.send((p, u)).is_err() {
-                            return;
-                        }
-                    }
-                }));
-            }
-            drop(mtx);
-            let total = owners.len() * n;
-            let mut choices: Vec<Choice> = (0..total).map(|_| Choice::default()).collect();
-            let mut completion_tokens = 0;
-            while choices.iter().any(|c| c.finish.is_none()) {
-                let Some((p, update)) = mrx.recv().await else {
-                    break;
-                };
-                let e = match update {
-                    Update::Token(e) => e,
-                    Update::Error(msg) => {
-                        let err = json!({"error": {"message": msg, "type": "server_error", "param": null, "code": null}});
-                        let _ = tx.send(Ok(Event::default().data(err.to_string())));
-                        break;
-                    }
-                };
-                let Some(k) = all_ids[p].iter().position(|&i| i == e.id) else {
-                    continue;
-                };
-                let j = p * n + k;
-                completion_tokens += 1;
-                let ch = &mut choices[j];
-                ch.ids.push(e.token);
-                ch.finish = e.finish;
-                let lp = top.map(|_| completion_logprobs(&tok, std::slice::from_ref(&e)));
-                let Ok(text) = ch.text(&tok, &stops) else {
-                    break;
-                };
+        let tok_for_chunks = tok.clone();
+        return Ok(stream_sse(
+            r,
+            tok,
+            c.stop.clone(),
+            c.include_usage,
+            envelope,
+            move |j, ch, e, text| {
+                let lp = top.map(|_| completion_logprobs(&tok_for_chunks, std::slice::from_ref(e)));
                 let d = delta(&text, ch.sent_content).to_string();
                 ch.sent_content = text.len();
                 let finish = ch.finish.map(FinishReason::as_str);
                 if d.is_empty() && finish.is_none() && lp.is_none() {
-                    continue;
+                    return None;
                 }
-                let v = json!({
-                    "id": id, "object": "text_completion", "created": created, "model": name,
-                    "choices": [{"index": j, "text": d, "logprobs": lp, "finish_reason": finish}],
-                });
-                if tx.send(Ok(Event::default().data(v.to_string()))).is_err() {
-                    break;
-                }
-            }
-            if include_usage && choices.iter().all(|c| c.finish.is_some()) {
-                let v = json!({
-                    "id": id, "object": "text_completion", "created": created, "model": name,
-                    "choices": [], "usage": usage(prompt_tokens, completion_tokens),
-                });
-                let _ = tx.send(Ok(Event::default().data(v.to_string())));
-            }
-            let _ = tx.send(Ok(Event::default().data("[DONE]")));
-            for o in owners {
-                o.abort();
-            }
-        });
-        let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
-        return Ok(Sse::new(stream).into_response());
+                Some(json!({"index": j, "text": d, "logprobs": lp, "finish_reason": finish}))
+            },
+        ));
     }
-    let mut out = Vec::new();
-    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
-    for (p, mut r) in running.into_iter().enumerate() {
-        prompt_tokens += r.prompt_tokens;
-        let choices = collect(&mut r).await?;
-        for (j, ch) in choices.iter().enumerate() {
-            completion_tokens += ch.ids.len();
-            out.push(json!({
-                "index": p * c.n + j,
-                "text": ch.text(&tok, &c.stop)?,
-                "logprobs": if top.is_some() { completion_logprobs(&tok, &ch.events) } else { Value::Null },
-                "finish_reason": ch.finish.map(FinishReason::as_str),
-            }));
-        }
+    let choices = collect(&mut r).await?;
+    let mut out = Vec::with_capacity(choices.len());
+    let mut completion_tokens = 0;
+    for (j, ch) in choices.iter().enumerate() {
+        completion_tokens += ch.ids.len();
+        out.push(json!({
+            "index": j,
+            "text": ch.text(&tok, &c.stop)?,
+            "logprobs": if top.is_some() { completion_logprobs(&tok, &ch.events) } else { Value::Null },
+            "finish_reason": ch.finish.map(FinishReason::as_str),
+        }));
     }
-    Ok(axum::Json(json!({
-        "id": id, "object": "text_completion", "created": created, "model": state.name,
-        "choices": out, "usage": usage(prompt_tokens, completion_tokens),
-    }))
-    .into_response())
+    let body = envelope.wrap(
+        Value::Array(out),
+        Some(usage(r.prompt_tokens, completion_tokens)),
+    );
+    Ok(axum::Json(body).into_response())
 }
 
-async fn load_weights(AxState(state): AxState<Shared>, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let m = json_body(&state, &headers, body).await?;
-        let path = match m.get("path").or_else(|| m.get("model_path")) {
-            Some(Value::String(p)) => PathBuf::from(p),
-            Some(_) => return Err(type_error("path", "a string")),
-            None => return Err(ApiError::bad("`path` is required").param("path")),
-        };
-        let (tx, rx) = oneshot::channel();
-        state
-            .commands
-            .lock()
-            .map_err(|_| ApiError::internal("the engine lock is poisoned"))?
-            .send(Command::LoadWeights { path, reply: tx })
-            .map_err(|_| ApiError::internal("the engine has stopped"))?;
-        let loaded = rx
-            .await
-            .map_err(|_| ApiError::internal("the engine has stopped"))?
-            .map_err(|e| ApiError::bad(e).param("path"))?;
-        if let Ok(mut t) = state.tokenizer.write() {
-            *t = loaded.tokenizer;
-        }
-        if let Ok(mut f) = state.folder.write() {
-            *f = loaded.folder.clone();
-        }
-        Ok(axum::Json(json!({
-            "success": true,
-            "message": format!("loaded {}", loaded.folder.display()),
-        }))
-        .into_response())
+async fn load_weights(
+    AxState(state): AxState<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let m = json_body(&state, &headers, body).await?;
+    let path = match m.get("path").or_else(|| m.get("model_path")) {
+        Some(Value::String(p)) => PathBuf::from(p),
+        Some(_) => return Err(type_error("path", "a string")),
+        None => return Err(ApiError::bad("`path` is required").param("path")),
+    };
+    let (tx, rx) = oneshot::channel();
+    state
+        .commands
+        .lock()
+        .map_err(|_| ApiError::internal("the engine lock is poisoned"))?
+        .send(Command::LoadWeights { path, reply: tx })
+        .map_err(|_| ApiError::internal("the engine has stopped"))?;
+    let loaded = rx
+        .await
+        .map_err(|_| ApiError::internal("the engine has stopped"))?
+        .map_err(|e| ApiError::bad(e).param("path"))?;
+    if let Ok(mut t) = state.tokenizer.write() {
+        *t = loaded.tokenizer;
     }
-    .await;
-    result.unwrap_or_else(|e: ApiError| e.into_response())
+    if let Ok(mut f) = state.folder.write() {
+        *f = loaded.folder.clone();
+    }
+    Ok(axum::Json(json!({
+        "success": true,
+        "message": format!("loaded {}", loaded.folder.display()),
+    }))
+    .into_response())
 }

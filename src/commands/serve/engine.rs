@@ -6,8 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, Sender};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};
@@ -62,8 +61,9 @@ pub enum Command {
 pub struct EngineSettings {
     /// Sequences decoded together at most.
     pub max_batch: usize,
-    /// Tokens per sequence (prompt plus completion).
-    pub max_model_len: usize,
+    /// Tokens per sequence (prompt plus completion); default: the model's
+    /// `max_position_embeddings`, at most 4096.
+    pub max_model_len: Option<usize>,
     /// Weights dtype.
     pub dtype: Option<DType>,
 }
@@ -84,18 +84,31 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("r1-engine".into())
         .spawn(move || {
-            let pretrained = match Pretrained::load(&folder, settings.dtype, &device) {
-                Ok(p) => p,
+            let (pretrained, tokenizer) = match load(&folder, settings.dtype, &device) {
+                Ok(loaded) => loaded,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(format!("{}: {e}", folder.display())));
+                    let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
+            let max_model_len = settings
+                .max_model_len
+                .unwrap_or_else(|| pretrained.model.config().max_position_embeddings.min(4096));
             let info = ModelInfo {
                 eos_token_ids: pretrained.eos_token_ids(),
+                max_model_len,
+                tokenizer: tokenizer.clone(),
             };
             let _ = ready_tx.send(Ok(info));
-            Engine::new(pretrained, device, settings, queued).run(rx);
+            Engine::new(
+                pretrained,
+                tokenizer,
+                max_model_len,
+                device,
+                settings,
+                queued,
+            )
+            .run(rx);
         })
         .context("could not start the engine thread")?;
     match ready_rx.recv() {
@@ -110,10 +123,31 @@ pub fn spawn(
 pub struct ModelInfo {
     /// Ids that end a completion.
     pub eos_token_ids: Vec<u32>,
+    /// Tokens per sequence, resolved.
+    pub max_model_len: usize,
+    /// The checkpoint's tokenizer (shared with the engine, which checks stop strings with it).
+    pub tokenizer: Arc<Tokenizer>,
+}
+
+/// Loads a checkpoint and takes its tokenizer out to share it; serving needs one.
+fn load(
+    folder: &std::path::Path,
+    dtype: Option<DType>,
+    device: &Device,
+) -> Result<(Pretrained, Arc<Tokenizer>), String> {
+    let mut pretrained = Pretrained::load(folder, dtype, device)
+        .map_err(|e| format!("{}: {e}", folder.display()))?;
+    let tokenizer = pretrained
+        .tokenizer
+        .take()
+        .ok_or_else(|| format!("{}: serving needs tokenizer.json", folder.display()))?;
+    Ok((pretrained, Arc::new(tokenizer)))
 }
 
 struct Engine {
     model: Pretrained,
+    /// The model's tokenizer, taken out of `model` to be shared with the HTTP side.
+    tokenizer: Arc<Tokenizer>,
     device: Device,
     settings: EngineSettings,
     batch: ContinuousBatch,
@@ -126,13 +160,16 @@ struct Engine {
 impl Engine {
     fn new(
         model: Pretrained,
+        tokenizer: Arc<Tokenizer>,
+        max_model_len: usize,
         device: Device,
         settings: EngineSettings,
         queued: QueueDepth,
     ) -> Self {
-        let batch = ContinuousBatch::new(settings.max_model_len, model.pad_token_id());
+        let batch = ContinuousBatch::new(max_model_len, model.pad_token_id());
         Self {
             model,
+            tokenizer,
             device,
             settings,
             batch,
@@ -151,13 +188,6 @@ impl Engine {
                 match rx.recv() {
                     Ok(cmd) => self.accept(cmd),
                     Err(_) => return,
-                }
-            } else if self.batch.is_empty() && self.pending_load.is_none() {
-                // Only queued work whose clients may all be gone: poll briefly.
-                match rx.recv_timeout(Duration::from_millis(1)) {
-                    Ok(cmd) => self.accept(cmd),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
                 }
             }
             while let Ok(cmd) = rx.try_recv() {
@@ -227,7 +257,7 @@ impl Engine {
         let ids: Vec<SeqId> = new.iter().map(|(id, _)| *id).collect();
         match self
             .batch
-            .admit(&self.model.model, new, self.model.tokenizer.as_ref())
+            .admit(&self.model.model, new, Some(&self.tokenizer))
         {
             Ok(events) => self.deliver(events),
             Err(e) => self.fail(&ids, &e.to_string()),
@@ -238,10 +268,7 @@ impl Engine {
         if self.batch.is_empty() {
             return;
         }
-        match self
-            .batch
-            .step(&self.model.model, self.model.tokenizer.as_ref())
-        {
+        match self.batch.step(&self.model.model, Some(&self.tokenizer)) {
             Ok(events) => self.deliver(events),
             Err(e) => {
                 let ids = self.batch.ids();
@@ -290,8 +317,7 @@ impl Engine {
             if !path.is_dir() {
                 return Err(format!("{}: not a folder", path.display()));
             }
-            let new = Pretrained::load(&path, self.settings.dtype, &self.device)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let (new, tokenizer) = load(&path, self.settings.dtype, &self.device)?;
             let (a, b) = (self.model.model.config(), new.model.config());
             let same = a.architecture == b.architecture
                 && a.vocab_size == b.vocab_size
@@ -316,12 +342,11 @@ impl Engine {
                     a.vocab_size
                 ));
             }
-            let tokenizer =
-                Tokenizer::from_folder(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             self.model = new;
+            self.tokenizer = tokenizer.clone();
             Ok(Loaded {
                 folder: path.clone(),
-                tokenizer: Arc::new(tokenizer),
+                tokenizer,
             })
         })();
         match &outcome {

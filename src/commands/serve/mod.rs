@@ -13,7 +13,6 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use r1::model::Tokenizer;
 
 use engine::{EngineSettings, spawn};
 
@@ -73,26 +72,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .as_deref()
         .map(r1::model::parse_dtype)
         .transpose()?;
-    let tokenizer = Tokenizer::from_folder(&args.model).with_context(|| {
-        format!(
-            "--model {}: serving needs tokenizer.json",
-            args.model.display()
-        )
-    })?;
-    let config_text = std::fs::read_to_string(args.model.join("config.json"))
-        .with_context(|| format!("{}/config.json", args.model.display()))?;
-    let max_positions = serde_json::from_str::<serde_json::Value>(&config_text)
-        .ok()
-        .and_then(|v| v.get("max_position_embeddings")?.as_u64())
-        .unwrap_or(4096) as usize;
-    let max_model_len = args.max_model_len.unwrap_or(max_positions.min(4096));
-    if max_model_len < 2 {
+    if args.max_model_len.is_some_and(|n| n < 2) {
         bail!("--max-model-len must be at least 2");
     }
     let queued = Arc::new(AtomicUsize::new(0));
     let settings = EngineSettings {
         max_batch: args.max_batch,
-        max_model_len,
+        max_model_len: args.max_model_len,
         dtype,
     };
     let (commands, info) = spawn(args.model.clone(), device, settings, queued.clone())?;
@@ -106,21 +92,18 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .or_else(|| std::env::var("R1_API_KEY").ok().filter(|k| !k.is_empty()));
     let state = api::State {
         name,
-        tokenizer: RwLock::new(Arc::new(tokenizer)),
+        tokenizer: RwLock::new(info.tokenizer),
         folder: RwLock::new(args.model.clone()),
         commands: std::sync::Mutex::new(commands),
         queued,
         max_queue: args.max_queue,
-        max_model_len,
+        max_model_len: info.max_model_len,
         max_body_bytes: args.max_body_bytes,
         api_key,
         reasoning: args.reasoning_parser.is_some(),
         eos_token_ids: info.eos_token_ids,
         next_id: AtomicUsize::new(1),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created: api::now(),
     };
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
@@ -144,8 +127,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("could not bind {addr}"))?;
         let bound = listener.local_addr()?;
         eprintln!(
-            "r1 serve: {} on http://{bound}/v1 (max batch {}, context {max_model_len})",
-            state.name, args.max_batch
+            "r1 serve: {} on http://{bound}/v1 (max batch {}, context {})",
+            state.name, args.max_batch, state.max_model_len
         );
         let app = api::router(Arc::new(state));
         axum::serve(listener, app)
